@@ -1,0 +1,64 @@
+# BigBrotr in Rust — developer entry points.
+#
+#   make run     local PostgreSQL cluster under .data/ (unless BROTR_CONFIG names a config),
+#                migrations, then the daemons that exist (today: the seeder, once)
+#   make test    throwaway PostgreSQL cluster + the whole test suite (what CI runs)
+#   make lint    rustfmt check + clippy with warnings as errors
+#   make bench   benchmarks on a throwaway cluster (release build); see docs/benchmarks.md
+#   make migrate apply migrations to the database of BROTR_CONFIG (default config/brotr.yaml)
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PG_TEST_DIR ?= $(CURDIR)/target/pg-test
+PG_BENCH_DIR ?= $(CURDIR)/target/pg-bench
+BROTR_CONFIG ?=
+
+.PHONY: all build test lint fmt bench run migrate clean-data
+
+all: lint test
+
+build:
+	$(CARGO) build --workspace --bins
+
+# One throwaway cluster per run (unless BIGBROTR_TEST_DATABASE_URL names a server); every test
+# gets its own database cloned from a migrated template. nextest when available, else cargo test.
+test:
+	@set -euo pipefail; \
+	if [ -z "$${BIGBROTR_TEST_DATABASE_URL:-}" ]; then \
+	    tests/pg-cluster.sh stop "$(PG_TEST_DIR)"; \
+	    export BIGBROTR_TEST_DATABASE_URL=$$(tests/pg-cluster.sh start "$(PG_TEST_DIR)"); \
+	    trap 'tests/pg-cluster.sh stop "$(PG_TEST_DIR)"' EXIT; \
+	fi; \
+	echo "test database server: $$BIGBROTR_TEST_DATABASE_URL"; \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	    $(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+	    $(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench:
+	@set -euo pipefail; \
+	if [ -z "$${BIGBROTR_TEST_DATABASE_URL:-}" ]; then \
+	    tests/pg-cluster.sh stop "$(PG_BENCH_DIR)"; \
+	    export BIGBROTR_TEST_DATABASE_URL=$$(tests/pg-cluster.sh start "$(PG_BENCH_DIR)"); \
+	    trap 'tests/pg-cluster.sh stop "$(PG_BENCH_DIR)"' EXIT; \
+	fi; \
+	$(CARGO) bench -p bigbrotr-tests --bench ingest
+
+run:
+	@BROTR_CONFIG="$(BROTR_CONFIG)" scripts/run-local.sh
+
+migrate:
+	$(CARGO) run --release -q -p bigbrotr-migrate -- --brotr-config "$(or $(BROTR_CONFIG),config/brotr.yaml)"
+
+# Stops the local cluster of `make run` and deletes its data.
+clean-data:
+	tests/pg-cluster.sh stop "$(CURDIR)/.data/pg"
+	rm -rf .data

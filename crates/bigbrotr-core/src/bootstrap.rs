@@ -1,0 +1,184 @@
+//! Process start-up shared by every daemon: CLI, configuration, logging, TLS provider, database
+//! connection and schema check, metrics endpoint, signals, and the exit code.
+//!
+//! Exit codes: 0 on success or a graceful stop, 1 on failure (including the consecutive-failure
+//! cap, which the original wrongly reported as 0), 130 when `--once` is interrupted by Ctrl-C or
+//! a second signal forces the exit.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use bigbrotr_db::Brotr;
+use bigbrotr_db::config::BrotrConfig;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, LogFormat};
+use crate::config::{self, BROTR_ENV_PREFIX, Loaded, SERVICE_ENV_PREFIX};
+use crate::logging;
+use crate::metrics::Metrics;
+use crate::runner::{self, Context, Daemon, Outcome, Schedule};
+use crate::secrets;
+
+/// Installs rustls' process-wide crypto provider (ring). Every binary calls this first: TLS
+/// clients built without it panic at first use.
+pub fn install_crypto_provider() {
+    // Already installed (tests, or a second call) is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Runs daemon `D` with the process's command line; returns its exit code.
+pub async fn run<D: Daemon>() -> ExitCode {
+    run_with_cli::<D>(Cli::parse()).await
+}
+
+/// Runs daemon `D` with an explicit command line (tests).
+pub async fn run_with_cli<D: Daemon>(cli: Cli) -> ExitCode {
+    install_crypto_provider();
+    let service = D::NAME.as_str();
+    let config_path = cli.config_path(service);
+    let loaded: Result<Loaded<D::Config>, _> = config::load(&config_path, SERVICE_ENV_PREFIX);
+    let format = cli
+        .log_format
+        .or_else(|| {
+            loaded
+                .as_ref()
+                .ok()
+                .and_then(|l| D::base(&l.config).log_format)
+        })
+        .unwrap_or(LogFormat::Kv);
+    logging::init(cli.log_level, format, service);
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            tracing::error!(target: "cli", error = %error, "config_invalid");
+            return ExitCode::from(1);
+        }
+    };
+    report_load(&loaded, &config_path);
+    let brotr_loaded: Loaded<BrotrConfig> = match config::load(&cli.brotr_config, BROTR_ENV_PREFIX)
+    {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            tracing::error!(target: "cli", error = %error, "config_invalid");
+            return ExitCode::from(1);
+        }
+    };
+    report_load(&brotr_loaded, &cli.brotr_config);
+    let service_config = loaded.config;
+    let mut brotr_config = brotr_loaded.config;
+    let base = D::base(&service_config).clone();
+    base.pool.apply(&mut brotr_config, service);
+    if let Err(error) = brotr_config.validate() {
+        tracing::error!(target: "cli", error = %error, "config_invalid");
+        return ExitCode::from(1);
+    }
+
+    let shutdown = CancellationToken::new();
+    let signal = Arc::new(AtomicI32::new(0));
+    spawn_signal_handler(shutdown.clone(), signal.clone());
+
+    let password_env = brotr_config.pool.database.password_env.clone();
+    let password = secrets::from_env(&password_env);
+    if password.is_none() {
+        tracing::warn!(
+            target: "cli",
+            password_env = %password_env,
+            "password_env_not_set: connecting without a password"
+        );
+    }
+    let brotr = match Brotr::connect(brotr_config, password.as_ref().map(|s| s.expose())).await {
+        Ok(brotr) => brotr,
+        Err(error) => {
+            tracing::error!(target: "cli", error = %error, "database_connect_failed");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(error) = bigbrotr_db::migrate::check_schema(brotr.pool()).await {
+        tracing::error!(target: "cli", error = %error, "schema_check_failed");
+        brotr.close().await;
+        return ExitCode::from(1);
+    }
+
+    let metrics = Metrics::new(service);
+    if base.metrics.enabled && !cli.once {
+        match metrics.serve(&base.metrics, shutdown.clone()).await {
+            Ok(address) => {
+                tracing::info!(address = %address, path = %base.metrics.path, "metrics_started")
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "metrics_bind_failed");
+                brotr.close().await;
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let ctx = Context {
+        brotr: brotr.clone(),
+        metrics,
+        shutdown: shutdown.clone(),
+    };
+    let mut daemon = match D::build(service_config, &ctx).await {
+        Ok(daemon) => daemon,
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "service_init_failed");
+            brotr.close().await;
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(
+        once = cli.once,
+        interval_s = base.interval,
+        "service_started"
+    );
+    let outcome = runner::run_cycles(&mut daemon, &ctx, Schedule::from_base(&base, cli.once)).await;
+    shutdown.cancel();
+    brotr.close().await;
+    let code = match outcome {
+        Outcome::Completed => 0,
+        Outcome::Failed | Outcome::FailureCapReached => 1,
+        Outcome::Stopped if cli.once && signal.load(Ordering::SeqCst) == 2 => 130,
+        Outcome::Stopped if cli.once && signal.load(Ordering::SeqCst) == 15 => 143,
+        Outcome::Stopped => 0,
+    };
+    tracing::info!(exit_code = code, "service_stopped");
+    ExitCode::from(code)
+}
+
+fn report_load<T>(loaded: &Loaded<T>, path: &std::path::Path) {
+    if !loaded.file_found {
+        tracing::info!(target: "cli", path = %path.display(), "config_not_found: using defaults");
+    }
+    for key in &loaded.unknown_keys {
+        tracing::warn!(target: "cli", path = %path.display(), key = %key, "config_unknown_key");
+    }
+}
+
+/// First SIGINT/SIGTERM: request a graceful stop. Second: exit at once with 130.
+fn spawn_signal_handler(shutdown: CancellationToken, received: Arc<AtomicI32>) {
+    tokio::spawn(async move {
+        let Ok(mut terminate) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            tracing::error!("signal_handler_failed");
+            return;
+        };
+        let mut count = 0;
+        loop {
+            let number = tokio::select! {
+                _ = tokio::signal::ctrl_c() => 2,
+                _ = terminate.recv() => 15,
+            };
+            count += 1;
+            if count == 1 {
+                received.store(number, Ordering::SeqCst);
+                tracing::info!(signal = number, "shutdown_signal");
+                shutdown.cancel();
+            } else {
+                tracing::warn!(signal = number, "shutdown_forced");
+                std::process::exit(130);
+            }
+        }
+    });
+}

@@ -1,0 +1,235 @@
+//! Prometheus metrics with the original's families and names, served at `/metrics` (plus
+//! `/health`) in continuous mode.
+//!
+//! Families: `service_info{service}`, `cycle_duration_seconds{service}` (buckets 1 s … 1 h),
+//! `service_gauge{service,name}` and `service_counter_total{service,name}`. Uses
+//! `prometheus-client`, the Prometheus organisation's maintained crate (the tikv `prometheus`
+//! crate has been unmaintained since 2025).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::AtomicU64;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ConfigError, Validate};
+
+/// The cycle-duration histogram's bucket bounds, in seconds.
+pub const CYCLE_BUCKETS: [f64; 10] = [
+    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// `metrics:` in a service file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// Serve the endpoint (continuous mode only).
+    pub enabled: bool,
+    /// TCP port (1024–65535).
+    pub port: u16,
+    /// Listen address.
+    pub host: String,
+    /// Path of the exposition endpoint.
+    pub path: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            port: 8000,
+            host: "127.0.0.1".into(),
+            path: "/metrics".into(),
+        }
+    }
+}
+
+impl Validate for MetricsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.port < 1024 {
+            return Err(ConfigError(format!(
+                "metrics.port = {} is out of range (1024..=65535)",
+                self.port
+            )));
+        }
+        if !self.path.starts_with('/') || self.path == "/health" {
+            return Err(ConfigError(format!(
+                "metrics.path {:?} must start with '/' and differ from /health",
+                self.path
+            )));
+        }
+        if self.host.parse::<std::net::IpAddr>().is_err() {
+            return Err(ConfigError(format!(
+                "metrics.host {:?} must be an IP address",
+                self.host
+            )));
+        }
+        Ok(())
+    }
+}
+
+type Labels = Vec<(String, String)>;
+
+/// One process's metrics, labelled with its service name. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    service: String,
+    registry: Arc<Registry>,
+    gauges: Family<Labels, Gauge<f64, AtomicU64>>,
+    counters: Family<Labels, Counter>,
+    cycles: Family<Labels, Histogram, fn() -> Histogram>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("service", &self.service)
+            .finish()
+    }
+}
+
+impl Metrics {
+    /// Registers the four families for `service`.
+    pub fn new(service: &str) -> Self {
+        let mut registry = Registry::default();
+        let gauges = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let counters = Family::<Labels, Counter>::default();
+        let cycles = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(|| {
+            Histogram::new(CYCLE_BUCKETS)
+        });
+        registry.register(
+            "service",
+            "Static service metadata",
+            Info::new(vec![("service".to_owned(), service.to_owned())]),
+        );
+        registry.register(
+            "cycle_duration_seconds",
+            "Duration of service cycles",
+            cycles.clone(),
+        );
+        registry.register(
+            "service_gauge",
+            "Point-in-time service state",
+            gauges.clone(),
+        );
+        registry.register(
+            "service_counter",
+            "Cumulative service totals",
+            counters.clone(),
+        );
+        Self {
+            service: service.to_owned(),
+            registry: Arc::new(registry),
+            gauges,
+            counters,
+            cycles,
+        }
+    }
+
+    fn labels(&self, name: &str) -> Labels {
+        vec![
+            ("service".to_owned(), self.service.clone()),
+            ("name".to_owned(), name.to_owned()),
+        ]
+    }
+
+    /// Sets `service_gauge{name}`.
+    pub fn set_gauge(&self, name: &str, value: f64) {
+        self.gauges.get_or_create(&self.labels(name)).set(value);
+    }
+
+    /// Reads `service_gauge{name}` (0 when never set).
+    pub fn gauge(&self, name: &str) -> f64 {
+        self.gauges.get_or_create(&self.labels(name)).get()
+    }
+
+    /// Adds to `service_counter_total{name}`.
+    pub fn inc_counter(&self, name: &str, by: u64) {
+        self.counters.get_or_create(&self.labels(name)).inc_by(by);
+    }
+
+    /// Reads `service_counter_total{name}`.
+    pub fn counter(&self, name: &str) -> u64 {
+        self.counters.get_or_create(&self.labels(name)).get()
+    }
+
+    /// Observes one cycle's duration.
+    pub fn observe_cycle(&self, seconds: f64) {
+        self.cycles
+            .get_or_create(&vec![("service".to_owned(), self.service.clone())])
+            .observe(seconds);
+    }
+
+    /// The text exposition of every family.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Serves `config.path` and `/health` until `shutdown` fires. Returns the bound address
+    /// (port 0 picks a free one).
+    pub async fn serve(
+        &self,
+        config: &MetricsConfig,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<SocketAddr> {
+        let ip: std::net::IpAddr = config
+            .host
+            .parse()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let listener = tokio::net::TcpListener::bind((ip, config.port)).await?;
+        let address = listener.local_addr()?;
+        let app = Router::new()
+            .route(&config.path, get(metrics_handler))
+            .route("/health", get(health_handler))
+            .with_state(self.clone());
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(error = %error, "metrics_server_failed");
+            }
+        });
+        Ok(address)
+    }
+}
+
+async fn metrics_handler(State(metrics): State<Metrics>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+}
+
+async fn health_handler(State(metrics): State<Metrics>) -> impl IntoResponse {
+    let body = serde_json::json!({
+        "status": "ok",
+        "service": metrics.service,
+        "last_cycle_timestamp": metrics.gauge("last_cycle_timestamp"),
+        "consecutive_failures": metrics.gauge("consecutive_failures"),
+    });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+}

@@ -1,0 +1,191 @@
+//! The facade: a pool plus the facade configuration, and the one place where statements are run
+//! (transaction, per-category timeout, retry on transient connection errors).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, Connection};
+
+use crate::config::{BrotrConfig, TimeoutCategory};
+use crate::error::{DbError, Result};
+use crate::pool;
+
+/// A boxed future borrowing a connection, as returned by the closures given to
+/// [`Brotr::transact`].
+pub(crate) type TxFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'c>>;
+
+/// Client-side margin over the server-side `statement_timeout`, so the server cancels first and
+/// the connection stays usable.
+const CLIENT_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
+/// The database facade shared by every daemon: typed wrappers over the stored functions live in
+/// the aggregate modules (`relay`, `event`, `metadata`, `service_state`, ...).
+#[derive(Debug, Clone)]
+pub struct Brotr {
+    pool: PgPool,
+    config: BrotrConfig,
+}
+
+impl Brotr {
+    /// Validates `config` and connects (with retries).
+    pub async fn connect(config: BrotrConfig, password: Option<&str>) -> Result<Self> {
+        config.validate()?;
+        let pool = pool::connect(&config.pool, password).await?;
+        Ok(Self { pool, config })
+    }
+
+    /// Wraps an existing pool (tests, tools).
+    pub fn from_pool(pool: PgPool, config: BrotrConfig) -> Self {
+        Self { pool, config }
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The facade configuration.
+    pub fn config(&self) -> &BrotrConfig {
+        &self.config
+    }
+
+    /// `batch.max_size`: the most rows one bulk call accepts.
+    pub fn batch_max_size(&self) -> usize {
+        self.config.batch.max_size
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Rejects a bulk call larger than `batch.max_size`.
+    pub(crate) fn check_batch(&self, size: usize) -> Result<()> {
+        let max = self.config.batch.max_size;
+        if size > max {
+            return Err(DbError::BatchTooLarge { size, max });
+        }
+        Ok(())
+    }
+
+    /// Runs `op` in its own transaction with the category's timeout applied server-side
+    /// (`SET LOCAL statement_timeout`) and client-side, retrying on a fresh connection when the
+    /// connection failed (see [`pool::is_transient`]). Every statement of this crate goes through
+    /// here. The stored functions are idempotent (`ON CONFLICT`), so a retry after a connection
+    /// lost during `COMMIT` cannot duplicate data.
+    pub(crate) async fn transact<T, F>(&self, category: TimeoutCategory, mut op: F) -> Result<T>
+    where
+        F: for<'c> FnMut(&'c mut PgConnection) -> TxFuture<'c, T>,
+    {
+        let timeout = self.config.timeouts.get(category);
+        let retry = &self.config.pool.retry;
+        let mut attempt: u32 = 0;
+        loop {
+            let outcome = match timeout {
+                Some(limit) => {
+                    match tokio::time::timeout(
+                        limit + CLIENT_DEADLINE_MARGIN,
+                        self.attempt(timeout, &mut op),
+                    )
+                    .await
+                    {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err(DbError::Timeout {
+                            category: category.as_str(),
+                            seconds: limit.as_secs_f64(),
+                        }),
+                    }
+                }
+                None => self.attempt(None, &mut op).await,
+            };
+            match outcome {
+                Err(DbError::Sqlx(error)) if pool::is_statement_timeout(&error) => {
+                    return Err(DbError::Timeout {
+                        category: category.as_str(),
+                        seconds: timeout.map_or(0.0, |t| t.as_secs_f64()),
+                    });
+                }
+                Err(DbError::Sqlx(error))
+                    if pool::is_transient(&error) && attempt + 1 < retry.max_attempts =>
+                {
+                    let delay = retry.delay(attempt);
+                    attempt += 1;
+                    tracing::warn!(
+                        target: "pool",
+                        operation = category.as_str(),
+                        attempt,
+                        delay_s = delay.as_secs_f64(),
+                        error = %error,
+                        "query_retry"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn attempt<T, F>(&self, timeout: Option<Duration>, op: &mut F) -> Result<T>
+    where
+        F: for<'c> FnMut(&'c mut PgConnection) -> TxFuture<'c, T>,
+    {
+        let mut conn = self.pool.acquire().await?;
+        let mut begin = String::from("BEGIN");
+        let statement_timeout = timeout
+            .map(|t| t.as_millis().max(1) as u64)
+            .or(Some(self.config.pool.server_settings.statement_timeout).filter(|ms| *ms > 0));
+        if let Some(ms) = statement_timeout {
+            begin.push_str(&format!("; SET LOCAL statement_timeout = {ms}"));
+        }
+        let timezone = &self.config.pool.server_settings.timezone;
+        if timezone != "UTC" {
+            // Validated to be a plain zone name; the driver already starts sessions in UTC.
+            begin.push_str(&format!("; SET LOCAL timezone = '{timezone}'"));
+        }
+        let mut tx = conn.begin_with(AssertSqlSafe(begin)).await?;
+        let value = op(&mut tx).await?;
+        tx.commit().await?;
+        Ok(value)
+    }
+}
+
+/// Checks an identifier that must be interpolated into SQL (function and view names).
+pub(crate) fn check_identifier(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63;
+    if valid {
+        Ok(())
+    } else {
+        Err(DbError::InvalidIdentifier(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_identifier;
+
+    #[test]
+    fn identifiers_are_plain_lower_case_names() {
+        for good in ["relay_stats", "_x", "a1_b2"] {
+            assert!(check_identifier(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "1abc",
+            "Relay",
+            "a-b",
+            "a;drop",
+            "a b",
+            "x\"",
+            &"a".repeat(64),
+        ] {
+            assert!(check_identifier(bad).is_err(), "{bad}");
+        }
+    }
+}

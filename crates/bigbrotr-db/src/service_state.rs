@@ -1,0 +1,112 @@
+//! The `service_state` aggregate: the key-value store where daemons keep candidates, cursors and
+//! checkpoints (`service_state_upsert`, `service_state_get`, `service_state_delete`).
+
+use std::sync::Arc;
+
+use bigbrotr_models::service_state::{ServiceName, ServiceState, ServiceStateType};
+use serde_json::Value;
+
+use crate::Brotr;
+use crate::config::TimeoutCategory;
+use crate::error::Result;
+
+/// The key of one `service_state` row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StateKey {
+    /// Owning service.
+    pub service_name: ServiceName,
+    /// Kind of record.
+    pub state_type: ServiceStateType,
+    /// Record key (a relay URL, a source URL, a publish key).
+    pub state_key: String,
+}
+
+impl Brotr {
+    /// `service_state_upsert`: inserts or fully replaces the values (the last of duplicate keys
+    /// in one batch wins). Returns the rows written.
+    pub async fn upsert_service_state(&self, records: &[ServiceState]) -> Result<u64> {
+        self.check_batch(records.len())?;
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let mut names = Vec::with_capacity(records.len());
+        let mut types = Vec::with_capacity(records.len());
+        let mut keys = Vec::with_capacity(records.len());
+        let mut values = Vec::with_capacity(records.len());
+        for record in records {
+            names.push(record.service_name().as_str().to_owned());
+            types.push(record.state_type().as_str().to_owned());
+            keys.push(record.state_key().to_owned());
+            values.push(record.state_value().clone());
+        }
+        let columns = Arc::new((names, types, keys, values));
+        self.transact(TimeoutCategory::Batch, move |conn| {
+            let c = columns.clone();
+            Box::pin(async move {
+                let n: Option<i32> =
+                    sqlx::query_scalar("SELECT service_state_upsert($1, $2, $3, $4)")
+                        .persistent(false)
+                        .bind(&c.0)
+                        .bind(&c.1)
+                        .bind(&c.2)
+                        .bind(&c.3)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                Ok(n.unwrap_or(0).max(0) as u64)
+            })
+        })
+        .await
+    }
+
+    /// `service_state_get`: one key's value, or every `(key, value)` of the service and type
+    /// ordered by key when `key` is `None`.
+    pub async fn get_service_state(
+        &self,
+        service_name: ServiceName,
+        state_type: ServiceStateType,
+        key: Option<&str>,
+    ) -> Result<Vec<(String, Value)>> {
+        let key = key.map(str::to_owned);
+        self.transact(TimeoutCategory::Query, move |conn| {
+            let key = key.clone();
+            Box::pin(async move {
+                sqlx::query_as("SELECT state_key, state_value FROM service_state_get($1, $2, $3)")
+                    .persistent(false)
+                    .bind(service_name.as_str())
+                    .bind(state_type.as_str())
+                    .bind(key)
+                    .fetch_all(&mut *conn)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// `service_state_delete`: removes the given keys. Returns the rows deleted.
+    pub async fn delete_service_state(&self, keys: &[StateKey]) -> Result<u64> {
+        self.check_batch(keys.len())?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let names: Vec<&str> = keys.iter().map(|k| k.service_name.as_str()).collect();
+        let types: Vec<&str> = keys.iter().map(|k| k.state_type.as_str()).collect();
+        let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+        let types: Vec<String> = types.into_iter().map(str::to_owned).collect();
+        let state_keys: Vec<String> = keys.iter().map(|k| k.state_key.clone()).collect();
+        let columns = Arc::new((names, types, state_keys));
+        self.transact(TimeoutCategory::Batch, move |conn| {
+            let c = columns.clone();
+            Box::pin(async move {
+                let n: Option<i32> = sqlx::query_scalar("SELECT service_state_delete($1, $2, $3)")
+                    .persistent(false)
+                    .bind(&c.0)
+                    .bind(&c.1)
+                    .bind(&c.2)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                Ok(n.unwrap_or(0).max(0) as u64)
+            })
+        })
+        .await
+    }
+}

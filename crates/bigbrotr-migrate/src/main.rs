@@ -1,0 +1,10 @@
+//! `bigbrotr-migrate`: applies the schema (see the library docs).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    bigbrotr_migrate::run(bigbrotr_migrate::MigrateCli::parse()).await
+}

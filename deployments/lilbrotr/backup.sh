@@ -1,0 +1,1 @@
+../bigbrotr/backup.sh

@@ -1,0 +1,1 @@
+../../bigbrotr/pgbouncer/entrypoint.sh

@@ -1,0 +1,22 @@
+//! The workspace's one integration-test binary: every test runs against a real PostgreSQL
+//! database of its own (see `bigbrotr-testkit`), and nothing talks to an address outside
+//! 127.0.0.0/8.
+
+// Test helpers outside `#[test]` functions fail loudly too: a panic is the right report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod dbkit;
+mod fixtures;
+mod functions;
+mod functions_cleanup;
+mod functions_metadata;
+mod functions_state;
+mod lilbrotr;
+mod migrate;
+mod pool;
+mod schema;
+mod schema_objects;
+mod schema_roles;
+mod seeder;
+mod views;
+mod views_relay;

@@ -1,0 +1,154 @@
+//! The facade's statement runner: retries on transient connection failures only, per-category
+//! timeouts enforced by the server, and the batch-size guard.
+
+use std::time::{Duration, Instant};
+
+use bigbrotr_db::DbError;
+use bigbrotr_db::config::BrotrConfig;
+use bigbrotr_testkit::TestDb;
+
+use crate::fixtures::relay;
+
+fn fast_retry_config() -> BrotrConfig {
+    let mut config = BrotrConfig::default();
+    config.pool.retry.initial_delay = 0.05;
+    config.pool.retry.max_delay = 0.1;
+    config.pool.retry.max_attempts = 3;
+    config
+}
+
+#[tokio::test]
+async fn a_killed_connection_is_retried_on_a_fresh_one() {
+    let db = TestDb::new().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        // Hand out the connection without a health check, so the query meets the dead socket.
+        .test_before_acquire(false)
+        .connect_with(db.options().clone())
+        .await
+        .unwrap();
+    let brotr = bigbrotr_db::Brotr::from_pool(pool.clone(), fast_retry_config());
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let inserted = brotr
+        .insert_relays(&[relay("wss://retry.example.com", 1)])
+        .await
+        .expect("the insert is retried on a new connection");
+    assert_eq!(inserted, 1);
+    let new_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_ne!(pid, new_pid);
+}
+
+#[tokio::test]
+async fn a_statement_error_is_not_retried() {
+    let db = TestDb::new().await;
+    let mut config = BrotrConfig::default();
+    // Were it retried, the retry delay alone would take five seconds.
+    config.pool.retry.initial_delay = 5.0;
+    config.pool.retry.max_delay = 5.0;
+    let brotr = db.brotr_with(config);
+    // A relay row whose network violates nothing but whose URL is too long for the b-tree index
+    // would be an index error; simplest non-transient failure: a NOT NULL violation.
+    sqlx::raw_sql(
+        "ALTER TABLE relay ADD CONSTRAINT no_example CHECK (url <> 'wss://bad.example.com')",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let err = brotr
+        .insert_relays(&[relay("wss://bad.example.com", 1)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DbError::Sqlx(sqlx::Error::Database(_))),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4), "no retry delay");
+}
+
+#[tokio::test]
+async fn the_category_timeout_cancels_the_statement_server_side() {
+    let db = TestDb::new().await;
+    let mut config = BrotrConfig::default();
+    config.timeouts.batch = Some(0.2);
+    let brotr = db.brotr_with(config);
+    // A trigger that sleeps makes relay_insert slow.
+    sqlx::raw_sql(
+        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$;
+         CREATE TRIGGER slow BEFORE INSERT ON relay FOR EACH ROW EXECUTE FUNCTION slow();",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let err = brotr
+        .insert_relays(&[relay("wss://slow.example.com", 1)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DbError::Timeout {
+                category: "batch",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM relay")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 0, "the cancelled transaction was rolled back");
+    // The connection is usable afterwards.
+    assert_eq!(brotr.relay_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn batches_over_max_size_are_rejected_before_reaching_the_database() {
+    let db = TestDb::new().await;
+    let mut config = BrotrConfig::default();
+    config.batch.max_size = 2;
+    let brotr = db.brotr_with(config);
+    let relays: Vec<_> = (0..3)
+        .map(|i| relay(&format!("wss://r{i}.example.com"), 1))
+        .collect();
+    let err = brotr.insert_relays(&relays).await.unwrap_err();
+    assert!(
+        matches!(err, DbError::BatchTooLarge { size: 3, max: 2 }),
+        "{err:?}"
+    );
+    assert_eq!(brotr.insert_relays(&relays[..2]).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn refresh_names_must_be_plain_identifiers() {
+    let db = TestDb::new().await;
+    let brotr = db.brotr();
+    let err = brotr
+        .refresh_materialized_view("event_stats; DROP TABLE relay")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DbError::InvalidIdentifier(_)), "{err:?}");
+    brotr
+        .refresh_materialized_view("event_stats")
+        .await
+        .unwrap();
+}
