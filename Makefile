@@ -29,6 +29,7 @@ test:
 	    export BIGBROTR_TEST_DATABASE_URL=$$(tests/pg-cluster.sh start "$(PG_TEST_DIR)"); \
 	    trap 'tests/pg-cluster.sh stop "$(PG_TEST_DIR)"' EXIT; \
 	fi; \
+	export BIGBROTR_TEST_PGBOUNCER=$${BIGBROTR_TEST_PGBOUNCER:-$$(tests/pg-cluster.sh ensure-pgbouncer "$(CURDIR)/target/tools/pgbouncer")}; \
 	echo "test database server: $$BIGBROTR_TEST_DATABASE_URL"; \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	    $(CARGO) nextest run --workspace --no-fail-fast; \
@@ -39,6 +40,7 @@ test:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	scripts/check-layering.sh
 
 fmt:
 	$(CARGO) fmt --all

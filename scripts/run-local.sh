@@ -30,6 +30,8 @@ pool:
     user: postgres
 YAML
     BROTR_CONFIG="$config_dir/brotr.yaml"
+    # The local cluster trusts local users; the daemons still expect the variable to be set.
+    export DB_ADMIN_PASSWORD="${DB_ADMIN_PASSWORD:-local-cluster-uses-trust-auth}"
     echo "local PostgreSQL cluster: $pg_dir (stop it with: make clean-data)"
 fi
 

@@ -5,6 +5,8 @@
 #                                   prints the URL to export as BIGBROTR_TEST_DATABASE_URL
 #   tests/pg-cluster.sh stop DIR    immediate stop, then remove DIR (unless KEEP_PG=1)
 #   tests/pg-cluster.sh ensure-server   install the PostgreSQL server package when it is missing
+#   tests/pg-cluster.sh ensure-pgbouncer DIR   print a PgBouncer binary: the installed one, or the
+#                                   distribution package unpacked into DIR (no service is installed)
 #
 # initdb refuses to run as root: as root, the cluster is owned by the `postgres` user.
 set -euo pipefail
@@ -37,6 +39,36 @@ ensure_server() {
     find_bindir >/dev/null || { echo "PostgreSQL server still not found after install" >&2; exit 1; }
 }
 
+ensure_pgbouncer() {
+    local dir=$1 bin
+    if bin=$(command -v pgbouncer 2>/dev/null); then
+        echo "$bin"
+        return 0
+    fi
+    bin="$dir/usr/sbin/pgbouncer"
+    if [ ! -x "$bin" ]; then
+        mkdir -p "$dir"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo=sudo
+        (cd "$dir" && { apt-get download pgbouncer >/dev/null 2>&1 \
+            || { $sudo apt-get update -qq >/dev/null && apt-get download pgbouncer >/dev/null; }; }) \
+            || { echo "cannot download the pgbouncer package" >&2; exit 1; }
+        dpkg -x "$dir"/pgbouncer_*.deb "$dir"
+        # Only the libraries it links to are installed, not the package and its service.
+        local deps
+        deps=$(apt-cache depends --no-recommends pgbouncer 2>/dev/null | awk '/Depends: lib/ {print $2}' | tr -d '<>')
+        if [ -n "$deps" ] && ldd "$bin" | grep -q 'not found'; then
+            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $deps >/dev/null 2>&1
+        fi
+    fi
+    if ldd "$bin" | grep -q 'not found'; then
+        echo "pgbouncer at $bin is missing libraries:" >&2
+        ldd "$bin" | grep 'not found' >&2
+        exit 1
+    fi
+    echo "$bin"
+}
+
 as_owner() {
     if [ "$(id -u)" -eq 0 ]; then
         runuser -u postgres -- "$@"
@@ -50,6 +82,10 @@ dir=${2:-}
 case "$cmd" in
     ensure-server)
         ensure_server
+        ;;
+    ensure-pgbouncer)
+        [ -n "$dir" ] || { echo "usage: $0 ensure-pgbouncer DIR" >&2; exit 2; }
+        ensure_pgbouncer "$dir"
         ;;
     start)
         [ -n "$dir" ] || { echo "usage: $0 start DIR" >&2; exit 2; }
@@ -87,7 +123,7 @@ case "$cmd" in
         fi
         ;;
     *)
-        echo "usage: $0 start DIR | stop DIR | ensure-server" >&2
+        echo "usage: $0 start DIR | stop DIR | ensure-server | ensure-pgbouncer DIR" >&2
         exit 2
         ;;
 esac

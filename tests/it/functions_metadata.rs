@@ -320,3 +320,36 @@ async fn a_failing_row_rolls_back_the_whole_metadata_cascade() {
     assert_eq!(sqlstate(&err).as_deref(), Some("23502"), "{err}");
     assert_eq!(count(db.pool(), "relay").await, 0);
 }
+
+#[tokio::test]
+async fn concurrent_metadata_cascades_sharing_documents_store_each_once() {
+    let db = TestDb::new().await;
+    let brotr = db.brotr();
+    let docs: Vec<Metadata> = (0..30)
+        .map(|i| doc(MetadataType::Nip66Rtt, json!({"rtt_open": i})))
+        .collect();
+    let relays: Vec<Relay> = (0..3)
+        .map(|i| relay(&format!("wss://r{i}.example.com"), 1))
+        .collect();
+    // Both batches write all 30 documents for the three relays, at overlapping times.
+    let batch = |times: std::ops::Range<i64>| -> Vec<RelayMetadata> {
+        times
+            .flat_map(|t| relays.iter().map(move |r| (r, t)))
+            .map(|(r, t)| snap(r, &docs[t as usize % 30], t))
+            .collect()
+    };
+    let (left, right) = (batch(0..40), batch(20..60));
+    let (a, b) = tokio::join!(
+        brotr.insert_relay_metadata(&left, true),
+        brotr.insert_relay_metadata(&right, true)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        a + b,
+        180,
+        "60 times × 3 relays, each snapshot counted once ({a} + {b})"
+    );
+    assert_eq!(count(db.pool(), "relay_metadata").await, 180);
+    assert_eq!(count(db.pool(), "metadata").await, 30);
+    assert_eq!(count(db.pool(), "relay").await, 3);
+}

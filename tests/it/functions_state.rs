@@ -21,7 +21,7 @@ fn key(name: ServiceName, ty: ServiceStateType, key: &str) -> StateKey {
     }
 }
 
-use ServiceName::{Finder, Monitor, Validator};
+use ServiceName::{Finder, Monitor, Synchronizer, Validator};
 use ServiceStateType::{Checkpoint, Cursor};
 
 #[tokio::test]
@@ -140,12 +140,35 @@ async fn duplicate_keys_in_one_batch_are_deduplicated_not_an_error() {
         .await
         .unwrap();
     assert_eq!(got.len(), 1);
-    // Which duplicate survives is unspecified in 6.6.9 (DISTINCT ON without ORDER BY).
-    assert!(
-        got[0].1 == json!({"timestamp": 1}) || got[0].1 == json!({"timestamp": 2}),
-        "{got:?}"
-    );
+    // The stored function keeps an arbitrary duplicate (DISTINCT ON without ORDER BY); the
+    // facade deduplicates first so that the last value of a key wins.
+    assert_eq!(got[0].1, json!({"timestamp": 2}), "{got:?}");
     assert_eq!(count(db.pool(), "service_state").await, 2);
+}
+
+#[tokio::test]
+async fn the_last_duplicate_wins_in_large_batches() {
+    let db = TestDb::new().await;
+    let brotr = db.brotr();
+    let batch: Vec<_> = (0..100)
+        .map(|i| {
+            state(
+                Finder,
+                Cursor,
+                &format!("wss://k{}.example.com", i % 7),
+                json!({ "timestamp": i }),
+            )
+        })
+        .collect();
+    assert_eq!(brotr.upsert_service_state(&batch).await.unwrap(), 7);
+    let got = brotr.get_service_state(Finder, Cursor, None).await.unwrap();
+    for (key, value) in got {
+        let k: i64 = key["wss://k".len()..key.len() - ".example.com".len()]
+            .parse()
+            .unwrap();
+        let last = (0..100).filter(|i| i % 7 == k).max().unwrap();
+        assert_eq!(value, json!({ "timestamp": last }), "{key}");
+    }
 }
 
 #[tokio::test]
@@ -306,4 +329,36 @@ async fn exec_tx(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, sql: &str) {
         .execute(&mut **tx)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+#[tokio::test]
+async fn concurrent_upserts_of_the_same_keys_both_succeed() {
+    let db = TestDb::new().await;
+    let brotr = db.brotr();
+    let batch = |value: i64| -> Vec<ServiceState> {
+        (0..50)
+            .map(|i| {
+                let url = format!("wss://r{i:02}.example.com");
+                state(Synchronizer, Cursor, &url, json!({"timestamp": value}))
+            })
+            .collect()
+    };
+    let (left, right) = (batch(1), batch(2));
+    let (a, b) = tokio::join!(
+        brotr.upsert_service_state(&left),
+        brotr.upsert_service_state(&right)
+    );
+    assert_eq!(
+        (a.unwrap(), b.unwrap()),
+        (50, 50),
+        "every row written by both"
+    );
+    let rows = brotr
+        .get_service_state(Synchronizer, Cursor, None)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 50);
+    // The transaction that committed last wins every key: the values are all 1 or all 2.
+    let values: Vec<&Value> = rows.iter().map(|(_, v)| &v["timestamp"]).collect();
+    assert!(values.iter().all(|v| *v == values[0]), "{values:?}");
 }

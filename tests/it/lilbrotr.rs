@@ -291,11 +291,11 @@ async fn apart_from_the_event_payload_the_catalog_is_bigbrotrs() {
          FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
            AND p.proname <> 'event_insert'",
         "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'",
-        "SELECT c.relname || ' ' || c.relkind || ' ' || coalesce(c.relacl::text, '') || ' '
+        "SELECT c.relname || ' ' || c.relkind::text || ' ' || coalesce(c.relacl::text, '') || ' '
                 || coalesce(c.reloptions::text, '') || ' ' || pg_get_userbyid(c.relowner)
          FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'm')",
         "SELECT c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' '
-                || a.attcompression
+                || a.attcompression::text
                 || CASE WHEN c.relname LIKE 'event%' AND a.attname IN ('tags', 'content', 'sig')
                         THEN '' ELSE ' ' || a.attnotnull::text END
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid

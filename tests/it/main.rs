@@ -13,6 +13,7 @@ mod functions_metadata;
 mod functions_state;
 mod lilbrotr;
 mod migrate;
+mod pgbouncer;
 mod pool;
 mod schema;
 mod schema_objects;

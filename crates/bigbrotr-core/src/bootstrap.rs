@@ -18,7 +18,7 @@ use crate::cli::{Cli, LogFormat};
 use crate::config::{self, BROTR_ENV_PREFIX, Loaded, SERVICE_ENV_PREFIX};
 use crate::logging;
 use crate::metrics::Metrics;
-use crate::runner::{self, Context, Daemon, Outcome, Schedule};
+use crate::runner::{self, Context, Daemon, Schedule};
 use crate::secrets;
 
 /// Installs rustls' process-wide crypto provider (ring). Every binary calls this first: TLS
@@ -135,13 +135,7 @@ pub async fn run_with_cli<D: Daemon>(cli: Cli) -> ExitCode {
     let outcome = runner::run_cycles(&mut daemon, &ctx, Schedule::from_base(&base, cli.once)).await;
     shutdown.cancel();
     brotr.close().await;
-    let code = match outcome {
-        Outcome::Completed => 0,
-        Outcome::Failed | Outcome::FailureCapReached => 1,
-        Outcome::Stopped if cli.once && signal.load(Ordering::SeqCst) == 2 => 130,
-        Outcome::Stopped if cli.once && signal.load(Ordering::SeqCst) == 15 => 143,
-        Outcome::Stopped => 0,
-    };
+    let code = runner::exit_code(outcome, cli.once, signal.load(Ordering::SeqCst));
     tracing::info!(exit_code = code, "service_stopped");
     ExitCode::from(code)
 }
@@ -181,4 +175,19 @@ fn spawn_signal_handler(shutdown: CancellationToken, received: Arc<AtomicI32>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_crypto_provider_is_installed_once_and_idempotently() {
+        super::install_crypto_provider();
+        super::install_crypto_provider();
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+        // A TLS client configuration can be built without naming a provider.
+        let roots = rustls::RootCertStore::empty();
+        let _config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    }
 }

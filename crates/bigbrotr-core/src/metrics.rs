@@ -233,3 +233,100 @@ async fn health_handler(State(metrics): State<Metrics>) -> impl IntoResponse {
         body.to_string(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[test]
+    fn the_families_have_the_originals_names_and_labels() {
+        let metrics = Metrics::new("seeder");
+        metrics.set_gauge("consecutive_failures", 2.0);
+        metrics.inc_counter("cycles_success", 3);
+        metrics.observe_cycle(7.0);
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"service_info{service="seeder"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"service_gauge{service="seeder",name="consecutive_failures"} 2.0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"service_counter_total{service="seeder",name="cycles_success"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"cycle_duration_seconds_bucket{le="5.0",service="seeder"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"cycle_duration_seconds_bucket{le="10.0",service="seeder"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"cycle_duration_seconds_bucket{le="3600.0",service="seeder"} 1"#),
+            "{text}"
+        );
+    }
+
+    async fn get(address: SocketAddr, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    }
+
+    #[tokio::test]
+    async fn metrics_and_health_are_served_until_shutdown() {
+        let metrics = Metrics::new("seeder");
+        metrics.inc_counter("cycles_success", 1);
+        let config = MetricsConfig {
+            port: 0,
+            path: "/custom".into(),
+            ..MetricsConfig::default()
+        };
+        let shutdown = CancellationToken::new();
+        let address = metrics.serve(&config, shutdown.clone()).await.unwrap();
+        assert!(address.ip().is_loopback());
+        let body = get(address, "/custom").await;
+        assert!(body.starts_with("HTTP/1.0 200"), "{body}");
+        assert!(body.contains("service_counter_total"), "{body}");
+        let health = get(address, "/health").await;
+        assert!(
+            health.starts_with("HTTP/1.0 200") && health.contains(r#""status":"ok""#),
+            "{health}"
+        );
+        let missing = get(address, "/metrics").await;
+        assert!(missing.starts_with("HTTP/1.0 404"), "{missing}");
+        shutdown.cancel();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            tokio::net::TcpStream::connect(address).await.is_err(),
+            "the listener is closed"
+        );
+    }
+
+    #[test]
+    fn config_validation_names_the_key() {
+        let mut config = MetricsConfig::default();
+        config.validate().unwrap();
+        config.port = 80;
+        assert!(config.validate().unwrap_err().0.contains("metrics.port"));
+        config = MetricsConfig {
+            host: "localhost".into(),
+            ..MetricsConfig::default()
+        };
+        assert!(config.validate().unwrap_err().0.contains("metrics.host"));
+        config = MetricsConfig {
+            path: "/health".into(),
+            ..MetricsConfig::default()
+        };
+        assert!(config.validate().unwrap_err().0.contains("metrics.path"));
+    }
+}

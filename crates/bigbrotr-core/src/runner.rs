@@ -7,7 +7,9 @@
 //! leaves half-written state.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bigbrotr_db::{Brotr, DbError};
 use bigbrotr_models::service_state::ServiceName;
@@ -175,6 +177,19 @@ async fn run_one_cycle<D: Daemon>(daemon: &mut D, ctx: &Context) -> anyhow::Resu
     daemon.run(ctx).await
 }
 
+/// The process exit code for how the runner ended: 0 on success or a graceful stop, 1 on failure
+/// (the consecutive-failure cap included), and 130/143 when a `--once` run was interrupted by
+/// SIGINT/SIGTERM before it finished.
+pub fn exit_code(outcome: Outcome, once: bool, signal: i32) -> u8 {
+    match outcome {
+        Outcome::Completed => 0,
+        Outcome::Failed | Outcome::FailureCapReached => 1,
+        Outcome::Stopped if once && signal == 2 => 130,
+        Outcome::Stopped if once && signal == 15 => 143,
+        Outcome::Stopped => 0,
+    }
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -198,3 +213,6 @@ pub fn error_kind(error: &anyhow::Error) -> &'static str {
     }
     "Error"
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,7 @@
 //! The `service_state` aggregate: the key-value store where daemons keep candidates, cursors and
 //! checkpoints (`service_state_upsert`, `service_state_get`, `service_state_delete`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bigbrotr_models::service_state::{ServiceName, ServiceState, ServiceStateType};
@@ -22,18 +23,38 @@ pub struct StateKey {
 }
 
 impl Brotr {
-    /// `service_state_upsert`: inserts or fully replaces the values (the last of duplicate keys
-    /// in one batch wins). Returns the rows written.
+    /// `service_state_upsert`: inserts or fully replaces the values. Returns the rows written.
+    ///
+    /// The stored function keeps an arbitrary row among duplicate keys of one batch (`DISTINCT
+    /// ON` without an order); the facade removes duplicates first so that the last one wins.
     pub async fn upsert_service_state(&self, records: &[ServiceState]) -> Result<u64> {
         self.check_batch(records.len())?;
         if records.is_empty() {
             return Ok(0);
         }
-        let mut names = Vec::with_capacity(records.len());
-        let mut types = Vec::with_capacity(records.len());
-        let mut keys = Vec::with_capacity(records.len());
-        let mut values = Vec::with_capacity(records.len());
-        for record in records {
+        let mut last = HashMap::with_capacity(records.len());
+        for (index, record) in records.iter().enumerate() {
+            last.insert(
+                (
+                    record.service_name(),
+                    record.state_type(),
+                    record.state_key(),
+                ),
+                index,
+            );
+        }
+        let mut names = Vec::with_capacity(last.len());
+        let mut types = Vec::with_capacity(last.len());
+        let mut keys = Vec::with_capacity(last.len());
+        let mut values = Vec::with_capacity(last.len());
+        let winners = records.iter().enumerate().filter(|(index, record)| {
+            last.get(&(
+                record.service_name(),
+                record.state_type(),
+                record.state_key(),
+            )) == Some(index)
+        });
+        for (_, record) in winners {
             names.push(record.service_name().as_str().to_owned());
             types.push(record.state_type().as_str().to_owned());
             keys.push(record.state_key().to_owned());

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Guards the crate layering (models → db → core → services; imports only go down):
+#   - bigbrotr-models does no I/O: no sqlx, tokio, reqwest, axum among its dependencies;
+#   - bigbrotr-db knows nothing of the runtime above it;
+#   - no service depends on another service, and none lists sqlx directly (all SQL is in db).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fail=0
+
+deps_of() { cargo tree -p "$1" -e normal --prefix none --format '{p}' 2>/dev/null | awk '{print $1}' | sort -u; }
+direct_deps_of() { cargo tree -p "$1" -e normal --depth 1 --prefix none --format '{p}' 2>/dev/null | awk 'NR>1 {print $1}' | sort -u; }
+
+models=$(deps_of bigbrotr-models)
+for forbidden in sqlx tokio reqwest axum hyper; do
+    if grep -qx "$forbidden" <<<"$models"; then
+        echo "layering: bigbrotr-models must not depend on $forbidden" >&2
+        fail=1
+    fi
+done
+if grep -qx bigbrotr-core <<<"$(deps_of bigbrotr-db)"; then
+    echo "layering: bigbrotr-db must not depend on bigbrotr-core" >&2
+    fail=1
+fi
+services=$(ls -d crates/bigbrotr-*/ | xargs -n1 basename | grep -vE '^bigbrotr-(models|db|core|testkit)$')
+for service in $services; do
+    direct=$(direct_deps_of "$service")
+    if grep -qx sqlx <<<"$direct"; then
+        echo "layering: $service lists sqlx directly; SQL belongs in bigbrotr-db" >&2
+        fail=1
+    fi
+    for other in $services; do
+        if [ "$other" != "$service" ] && grep -qx "$other" <<<"$direct"; then
+            echo "layering: $service depends on $other; services are independent" >&2
+            fail=1
+        fi
+    done
+done
+if [ "$fail" -eq 0 ]; then
+    echo "layering: ok ($(wc -w <<<"$services") service crates checked)"
+fi
+exit "$fail"
