@@ -23,19 +23,7 @@ build:
 # One throwaway cluster per run (unless BIGBROTR_TEST_DATABASE_URL names a server); every test
 # gets its own database cloned from a migrated template. nextest when available, else cargo test.
 test:
-	@set -euo pipefail; \
-	if [ -z "$${BIGBROTR_TEST_DATABASE_URL:-}" ]; then \
-	    tests/pg-cluster.sh stop "$(PG_TEST_DIR)"; \
-	    export BIGBROTR_TEST_DATABASE_URL=$$(tests/pg-cluster.sh start "$(PG_TEST_DIR)"); \
-	    trap 'tests/pg-cluster.sh stop "$(PG_TEST_DIR)"' EXIT; \
-	fi; \
-	export BIGBROTR_TEST_PGBOUNCER=$${BIGBROTR_TEST_PGBOUNCER:-$$(tests/pg-cluster.sh ensure-pgbouncer "$(CURDIR)/target/tools/pgbouncer")}; \
-	echo "test database server: $$BIGBROTR_TEST_DATABASE_URL"; \
-	if $(CARGO) nextest --version >/dev/null 2>&1; then \
-	    $(CARGO) nextest run --workspace --no-fail-fast; \
-	else \
-	    $(CARGO) test --workspace --no-fail-fast; \
-	fi
+	tests/pg-cluster.sh with "$(PG_TEST_DIR)" -- tests/run-tests.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -46,13 +34,7 @@ fmt:
 	$(CARGO) fmt --all
 
 bench:
-	@set -euo pipefail; \
-	if [ -z "$${BIGBROTR_TEST_DATABASE_URL:-}" ]; then \
-	    tests/pg-cluster.sh stop "$(PG_BENCH_DIR)"; \
-	    export BIGBROTR_TEST_DATABASE_URL=$$(tests/pg-cluster.sh start "$(PG_BENCH_DIR)"); \
-	    trap 'tests/pg-cluster.sh stop "$(PG_BENCH_DIR)"' EXIT; \
-	fi; \
-	$(CARGO) bench -p bigbrotr-tests --bench ingest
+	tests/pg-cluster.sh with "$(PG_BENCH_DIR)" -- $(CARGO) bench -p bigbrotr-tests --bench ingest
 
 run:
 	@BROTR_CONFIG="$(BROTR_CONFIG)" scripts/run-local.sh

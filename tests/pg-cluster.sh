@@ -4,6 +4,9 @@
 #   tests/pg-cluster.sh start DIR   initdb + start on a Unix socket in DIR (no TCP), fsync off;
 #                                   prints the URL to export as BIGBROTR_TEST_DATABASE_URL
 #   tests/pg-cluster.sh stop DIR    immediate stop, then remove DIR (unless KEEP_PG=1)
+#   tests/pg-cluster.sh with DIR -- CMD...   run CMD with BIGBROTR_TEST_DATABASE_URL pointing at a
+#                                   fresh cluster in DIR, removed afterwards (an already set
+#                                   BIGBROTR_TEST_DATABASE_URL is used as it is)
 #   tests/pg-cluster.sh ensure-server   install the PostgreSQL server package when it is missing
 #   tests/pg-cluster.sh ensure-pgbouncer DIR   print a PgBouncer binary: the installed one, or the
 #                                   distribution package unpacked into DIR (no service is installed)
@@ -80,6 +83,19 @@ as_owner() {
 cmd=${1:-}
 dir=${2:-}
 case "$cmd" in
+    with)
+        [ -n "$dir" ] && [ "${3:-}" = "--" ] && [ -n "${4:-}" ] \
+            || { echo "usage: $0 with DIR -- CMD..." >&2; exit 2; }
+        shift 3
+        if [ -n "${BIGBROTR_TEST_DATABASE_URL:-}" ]; then
+            exec "$@"
+        fi
+        "$0" stop "$dir"
+        BIGBROTR_TEST_DATABASE_URL=$("$0" start "$dir")
+        export BIGBROTR_TEST_DATABASE_URL
+        trap '"$0" stop "$dir"' EXIT
+        "$@"
+        ;;
     ensure-server)
         ensure_server
         ;;
@@ -123,7 +139,7 @@ case "$cmd" in
         fi
         ;;
     *)
-        echo "usage: $0 start DIR | stop DIR | ensure-server | ensure-pgbouncer DIR" >&2
+        echo "usage: $0 start DIR | stop DIR | with DIR -- CMD... | ensure-server | ensure-pgbouncer DIR" >&2
         exit 2
         ;;
 esac

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dbkit;
+mod deployment_configs;
 mod fixtures;
 mod functions;
 mod functions_cleanup;

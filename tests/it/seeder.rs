@@ -293,3 +293,36 @@ async fn the_default_seed_file_loads_cleanly() {
     assert!(report.valid >= 50, "{report:?}");
     assert_eq!(report.inserted as usize, report.valid);
 }
+
+#[tokio::test]
+async fn a_stop_request_ends_the_run_between_whole_batches() {
+    let db = TestDb::new().await;
+    let dir = TempDir::new();
+    let contents: String = (0..3000)
+        .map(|i| format!("wss://relay{i}.example.com\n"))
+        .collect();
+    let file = dir.write("seed.txt", &contents);
+    let mut config = bigbrotr_db::config::BrotrConfig::default();
+    config.batch.max_size = 500;
+    let ctx = Context {
+        brotr: db.brotr_with(config),
+        ..context(&db)
+    };
+    // Stop as soon as the first batch is in: the seeder must finish that batch and insert no
+    // partial one.
+    let watcher = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            while ctx.brotr.candidate_count().await.unwrap() == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            ctx.shutdown.cancel();
+        })
+    };
+    let report = seeder(&file, true).seed(&ctx).await.unwrap();
+    watcher.await.unwrap();
+    let stored = db.brotr().candidate_count().await.unwrap() as u64;
+    assert_eq!(stored, report.inserted);
+    assert_eq!(stored % 500, 0, "only whole batches are stored: {stored}");
+    assert!(stored < 3000, "the run stopped early: {stored}");
+}
