@@ -2,6 +2,7 @@
 # Guards the crate layering (models → db → core → services; imports only go down):
 #   - bigbrotr-models does no I/O: no sqlx, tokio, reqwest, axum among its dependencies;
 #   - bigbrotr-db knows nothing of the runtime above it;
+#   - bigbrotr-utils (the network layer, beside core) depends on neither core nor db;
 #   - no service depends on another service, and none lists sqlx directly (all SQL is in db).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,14 @@ if grep -qx bigbrotr-core <<<"$(deps_of bigbrotr-db)"; then
     echo "layering: bigbrotr-db must not depend on bigbrotr-core" >&2
     fail=1
 fi
-services=$(ls -d crates/bigbrotr-*/ | xargs -n1 basename | grep -vE '^bigbrotr-(models|db|core|testkit)$')
+utils=$(deps_of bigbrotr-utils)
+for forbidden in bigbrotr-core bigbrotr-db sqlx; do
+    if grep -qx "$forbidden" <<<"$utils"; then
+        echo "layering: bigbrotr-utils must not depend on $forbidden" >&2
+        fail=1
+    fi
+done
+services=$(ls -d crates/bigbrotr-*/ | xargs -n1 basename | grep -vE '^bigbrotr-(models|db|core|utils|testkit)$')
 for service in $services; do
     direct=$(direct_deps_of "$service")
     if grep -qx sqlx <<<"$direct"; then

@@ -14,6 +14,7 @@ mod functions_metadata;
 mod functions_state;
 mod lilbrotr;
 mod migrate;
+mod network_config;
 mod pgbouncer;
 mod pool;
 mod schema;

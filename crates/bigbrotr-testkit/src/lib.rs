@@ -1,9 +1,13 @@
 //! Test support (dev-only): a private PostgreSQL database per test, cloned from a migrated
 //! template, dropped when the test passes and kept (with its name printed) when it fails.
 //!
+//! `socks` provides an observable SOCKS5 proxy that stands in for Tor, I2P and Lokinet.
+//!
 //! The server comes from `BIGBROTR_TEST_DATABASE_URL` (set by `make test`, which starts a
 //! throwaway cluster with `tests/pg-cluster.sh`); a developer may point it at any server where
 //! the user may create databases and roles.
+
+pub mod socks;
 
 use std::str::FromStr;
 

@@ -1,0 +1,165 @@
+//! Tests of the HTTP client factory against local servers: bounded bodies, timeouts, redirects,
+//! and overlay routing through an observable SOCKS5 proxy.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::response::Redirect;
+use axum::routing::get;
+use bigbrotr_testkit::socks::SocksProxy;
+
+use super::*;
+
+async fn server() -> SocketAddr {
+    let app = Router::new()
+        .route("/small", get(|| async { "hello" }))
+        .route("/big", get(|| async { vec![b'x'; 2 * 1024 * 1024] }))
+        .route(
+            "/stream",
+            get(|| async {
+                // No Content-Length: the limit must be enforced while reading.
+                let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 64 * 1024]));
+                Body::from_stream(futures_util::stream::iter(chunks))
+            }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late"
+            }),
+        )
+        .route("/loop", get(|| async { Redirect::temporary("/loop") }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    address
+}
+
+fn options(timeout_ms: u64) -> HttpOptions {
+    HttpOptions::with_timeout(Duration::from_millis(timeout_ms))
+}
+
+fn install_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[tokio::test]
+async fn bodies_within_the_limit_are_returned() {
+    install_provider();
+    let address = server().await;
+    let client = client(
+        NetworkType::Clearnet,
+        &NetworksConfig::default(),
+        &options(5000),
+    )
+    .unwrap();
+    let response = send_bounded(client.get(format!("http://{address}/small")), 1024)
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"hello");
+    assert_eq!(response.media_type().as_deref(), Some("text/plain"));
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_announced_or_streamed() {
+    install_provider();
+    let address = server().await;
+    let client = client(
+        NetworkType::Clearnet,
+        &NetworksConfig::default(),
+        &options(5000),
+    )
+    .unwrap();
+    for path in ["big", "stream"] {
+        let err = send_bounded(client.get(format!("http://{address}/{path}")), 1024 * 1024)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, HttpError::TooLarge { limit: 1_048_576 }),
+            "{path}: {err}"
+        );
+        assert_eq!(err.to_string(), "Response body too large: >1048576 bytes");
+    }
+}
+
+#[tokio::test]
+async fn a_silent_server_costs_at_most_the_timeout() {
+    install_provider();
+    let address = server().await;
+    let client = client(
+        NetworkType::Clearnet,
+        &NetworksConfig::default(),
+        &options(300),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = send_bounded(client.get(format!("http://{address}/slow")), 1024)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HttpError::Request(_)), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn redirect_loops_stop_at_the_limit() {
+    install_provider();
+    let address = server().await;
+    let client = client(
+        NetworkType::Clearnet,
+        &NetworksConfig::default(),
+        &options(5000),
+    )
+    .unwrap();
+    let err = send_bounded(client.get(format!("http://{address}/loop")), 1024)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("redirect"), "{err}");
+}
+
+#[tokio::test]
+async fn overlay_requests_go_through_the_proxy_and_clearnet_ones_do_not() {
+    install_provider();
+    let address = server().await;
+    let onion = format!("{}.onion", "a".repeat(56));
+    let proxy = SocksProxy::start(HashMap::from([(onion.clone(), address)])).await;
+    let mut networks = NetworksConfig::default();
+    networks.tor.enabled = true;
+    networks.tor.proxy_url = Some(proxy.url());
+
+    let tor = client(NetworkType::Tor, &networks, &options(5000)).unwrap();
+    let response = send_bounded(tor.get(format!("http://{onion}/small")), 1024)
+        .await
+        .unwrap();
+    assert_eq!(response.body, b"hello");
+    // The proxy saw the onion name itself: the name was never resolved locally.
+    assert_eq!(proxy.requests(), vec![format!("{onion}:80")]);
+
+    let clearnet = client(NetworkType::Clearnet, &networks, &options(5000)).unwrap();
+    send_bounded(clearnet.get(format!("http://{address}/small")), 1024)
+        .await
+        .unwrap();
+    assert_eq!(proxy.requests().len(), 1, "clearnet bypasses the proxy");
+}
+
+#[tokio::test]
+async fn an_overlay_without_a_proxy_is_an_error_not_a_direct_connection() {
+    install_provider();
+    let mut networks = NetworksConfig::default();
+    networks.i2p.enabled = true;
+    networks.i2p.proxy_url = None;
+    let err = client(NetworkType::I2p, &networks, &options(1000)).unwrap_err();
+    assert!(
+        matches!(err, HttpError::Network(NetworkError::ProxyRequired(_))),
+        "{err}"
+    );
+}

@@ -1,0 +1,7 @@
+//! BigBrotr's shared network layer, used by every daemon that talks to relays or HTTP sources:
+//! the `networks:` configuration with one concurrency limit per network, SOCKS5 proxies for the
+//! overlay networks (an overlay without a proxy is an error, never a direct connection), and the
+//! HTTP client factory with bounded bodies and timeouts.
+
+pub mod http;
+pub mod network;
