@@ -53,10 +53,12 @@ impl LineLayer {
         let Some(rest) = target.strip_prefix("bigbrotr_") else {
             return target;
         };
-        match rest.split("::").next().unwrap_or(rest) {
-            "db" => "brotr",
-            "core" => &self.service,
-            _ => &self.service,
+        // The database layer logs as `brotr`, as the original; everything else of ours as the
+        // service.
+        if rest.split("::").next() == Some("db") {
+            "brotr"
+        } else {
+            &self.service
         }
     }
 }

@@ -109,10 +109,14 @@ impl Brotr {
         if keys.is_empty() {
             return Ok(0);
         }
-        let names: Vec<&str> = keys.iter().map(|k| k.service_name.as_str()).collect();
-        let types: Vec<&str> = keys.iter().map(|k| k.state_type.as_str()).collect();
-        let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
-        let types: Vec<String> = types.into_iter().map(str::to_owned).collect();
+        let names: Vec<String> = keys
+            .iter()
+            .map(|k| k.service_name.as_str().to_owned())
+            .collect();
+        let types: Vec<String> = keys
+            .iter()
+            .map(|k| k.state_type.as_str().to_owned())
+            .collect();
         let state_keys: Vec<String> = keys.iter().map(|k| k.state_key.clone()).collect();
         let columns = Arc::new((names, types, state_keys));
         self.transact(TimeoutCategory::Batch, move |conn| {

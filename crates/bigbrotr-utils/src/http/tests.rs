@@ -48,16 +48,22 @@ fn install_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-#[tokio::test]
-async fn bodies_within_the_limit_are_returned() {
+/// A local server and a direct (clearnet) client with `timeout_ms`.
+async fn clearnet_setup(timeout_ms: u64) -> (SocketAddr, reqwest::Client) {
     install_provider();
     let address = server().await;
     let client = client(
         NetworkType::Clearnet,
         &NetworksConfig::default(),
-        &options(5000),
+        &options(timeout_ms),
     )
     .unwrap();
+    (address, client)
+}
+
+#[tokio::test]
+async fn bodies_within_the_limit_are_returned() {
+    let (address, client) = clearnet_setup(5000).await;
     let response = send_bounded(client.get(format!("http://{address}/small")), 1024)
         .await
         .unwrap();
@@ -68,14 +74,7 @@ async fn bodies_within_the_limit_are_returned() {
 
 #[tokio::test]
 async fn oversized_bodies_are_refused_announced_or_streamed() {
-    install_provider();
-    let address = server().await;
-    let client = client(
-        NetworkType::Clearnet,
-        &NetworksConfig::default(),
-        &options(5000),
-    )
-    .unwrap();
+    let (address, client) = clearnet_setup(5000).await;
     for path in ["big", "stream"] {
         let err = send_bounded(client.get(format!("http://{address}/{path}")), 1024 * 1024)
             .await
@@ -90,14 +89,7 @@ async fn oversized_bodies_are_refused_announced_or_streamed() {
 
 #[tokio::test]
 async fn a_silent_server_costs_at_most_the_timeout() {
-    install_provider();
-    let address = server().await;
-    let client = client(
-        NetworkType::Clearnet,
-        &NetworksConfig::default(),
-        &options(300),
-    )
-    .unwrap();
+    let (address, client) = clearnet_setup(300).await;
     let started = std::time::Instant::now();
     let err = send_bounded(client.get(format!("http://{address}/slow")), 1024)
         .await
@@ -112,14 +104,7 @@ async fn a_silent_server_costs_at_most_the_timeout() {
 
 #[tokio::test]
 async fn redirect_loops_stop_at_the_limit() {
-    install_provider();
-    let address = server().await;
-    let client = client(
-        NetworkType::Clearnet,
-        &NetworksConfig::default(),
-        &options(5000),
-    )
-    .unwrap();
+    let (address, client) = clearnet_setup(5000).await;
     let err = send_bounded(client.get(format!("http://{address}/loop")), 1024)
         .await
         .unwrap_err();
