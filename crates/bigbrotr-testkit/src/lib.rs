@@ -7,6 +7,7 @@
 //! throwaway cluster with `tests/pg-cluster.sh`); a developer may point it at any server where
 //! the user may create databases and roles.
 
+pub mod relays;
 pub mod socks;
 
 use std::str::FromStr;

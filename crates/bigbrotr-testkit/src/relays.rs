@@ -1,0 +1,287 @@
+//! Relays for tests, all on 127.0.0.1: rust-nostr's in-process relay (with raised rate limits,
+//! optionally requiring NIP-42 AUTH), a TLS front with a certificate from a test CA, and hostile
+//! peers that never answer, drop the connection, send garbage or flood.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use nostr_relay_builder::prelude::{
+    LocalRelay, RateLimit, RelayBuilder, RelayBuilderNip42, RelayBuilderNip42Mode,
+};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A running in-process relay; it stops when dropped.
+pub struct TestRelay {
+    relay: LocalRelay,
+    address: SocketAddr,
+}
+
+impl std::fmt::Debug for TestRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestRelay")
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+impl TestRelay {
+    /// An open relay (no AUTH) with rate limits high enough for tests.
+    pub async fn start() -> Self {
+        Self::with_builder(RelayBuilder::default()).await
+    }
+
+    /// A relay that requires NIP-42 AUTH for reading and writing.
+    pub async fn with_auth() -> Self {
+        let nip42 = RelayBuilderNip42 {
+            mode: RelayBuilderNip42Mode::Both,
+        };
+        Self::with_builder(RelayBuilder::default().nip42(nip42)).await
+    }
+
+    /// A relay built from `builder` (address, port and rate limit are set here).
+    pub async fn with_builder(builder: RelayBuilder) -> Self {
+        let port = free_port().await;
+        let builder = builder
+            .addr([127, 0, 0, 1].into())
+            .port(port)
+            .rate_limit(RateLimit {
+                max_reqs: 10_000,
+                notes_per_minute: 1_000_000,
+            });
+        let relay = LocalRelay::new(builder);
+        relay.run().await.expect("start the test relay");
+        Self {
+            relay,
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    /// Where it listens (plain WebSocket).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `ws://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.address)
+    }
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        self.relay.shutdown();
+    }
+}
+
+async fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+/// A certificate authority made for one test.
+#[derive(Debug)]
+pub struct TestCa {
+    issuer: Issuer<'static, KeyPair>,
+    der: Vec<u8>,
+}
+
+impl TestCa {
+    /// A fresh CA.
+    pub fn new() -> Self {
+        let key = KeyPair::generate().expect("CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).expect("CA certificate");
+        let der = cert.der().to_vec();
+        Self {
+            issuer: Issuer::new(params, key),
+            der,
+        }
+    }
+
+    /// The CA certificate (DER), to be trusted by the client under test.
+    pub fn der(&self) -> Vec<u8> {
+        self.der.clone()
+    }
+
+    /// A server configuration whose certificate names `hosts`.
+    pub fn server_config(&self, hosts: &[&str]) -> Arc<ServerConfig> {
+        let key = KeyPair::generate().expect("leaf key");
+        let names: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
+        let params = CertificateParams::new(names).expect("leaf params");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("leaf certificate");
+        let chain = vec![CertificateDer::from(cert.der().to_vec())];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let config = ServerConfig::builder_with_provider(Arc::new(
+            tokio_rustls::rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server certificate");
+        Arc::new(config)
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Terminates TLS and forwards the bytes to a backend (a [`TestRelay`]); stops when dropped.
+#[derive(Debug)]
+pub struct TlsFront {
+    address: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsFront {
+    /// A front on 127.0.0.1 with `config`'s certificate, forwarding to `backend`.
+    pub async fn start(config: Arc<ServerConfig>, backend: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let acceptor = TlsAcceptor::from(config);
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(backend).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+                });
+            }
+        });
+        Self { address, task }
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What a hostile peer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hostility {
+    /// Accepts TCP and never says a byte.
+    SilentSocket,
+    /// Completes the WebSocket handshake, then never answers.
+    SilentRelay,
+    /// Completes the handshake and closes the connection on the first message.
+    DropOnRequest,
+    /// Completes the handshake and answers every message with malformed frames.
+    Garbage,
+    /// Completes the handshake and floods notices and unrelated events, never an EOSE.
+    Flood,
+    /// Accepts TCP and sends bytes that are not HTTP.
+    NotHttp,
+}
+
+/// A hostile peer on 127.0.0.1; stops when dropped.
+#[derive(Debug)]
+pub struct HostilePeer {
+    address: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HostilePeer {
+    /// Starts a peer that behaves as `hostility`.
+    pub async fn start(hostility: Hostility) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve_hostile(stream, hostility));
+            }
+        });
+        Self { address, task }
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+}
+
+impl Drop for HostilePeer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const GARBAGE: [&str; 6] = [
+    "not json",
+    "[\"EOSE\"]",
+    "{\"EVENT\": 1}",
+    "[\"EVENT\",\"x\",{\"id\":\"zz\"}]",
+    "[\"EOSE\",1,2,3]",
+    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+];
+
+async fn serve_hostile(mut stream: tokio::net::TcpStream, hostility: Hostility) {
+    use tokio::io::AsyncWriteExt;
+    match hostility {
+        Hostility::SilentSocket => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(stream);
+            return;
+        }
+        Hostility::NotHttp => {
+            let _ = stream.write_all(b"\x00\x01garbage\r\n\r\n").await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return;
+        }
+        _ => {}
+    }
+    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    match hostility {
+        Hostility::SilentRelay => while ws.next().await.is_some() {},
+        Hostility::DropOnRequest => {
+            let _ = ws.next().await;
+            drop(ws);
+        }
+        Hostility::Garbage => {
+            while let Some(Ok(_)) = ws.next().await {
+                for text in GARBAGE {
+                    if ws.send(Message::text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = ws.send(Message::binary(vec![0xff_u8; 64])).await;
+            }
+        }
+        Hostility::Flood => {
+            let _ = ws.next().await;
+            let notice = format!("[\"NOTICE\",\"{}\"]", "x".repeat(4096));
+            loop {
+                if ws.send(Message::text(notice.clone())).await.is_err() {
+                    return;
+                }
+            }
+        }
+        Hostility::SilentSocket | Hostility::NotHttp => {}
+    }
+}

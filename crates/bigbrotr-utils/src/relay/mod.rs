@@ -1,0 +1,299 @@
+//! The one relay connector used by every daemon that talks to relays: rust-nostr's client over
+//! BigBrotr's transport, with the network's timeout, a SOCKS5 proxy for tor/i2p/loki (an overlay
+//! relay without a proxy is an error, never a direct connection), clearnet TLS with the
+//! certificate-error retry without verification only when `allow_insecure` is set, and NIP-42
+//! AUTH answered automatically when keys are configured.
+//!
+//! All nostr-sdk calls of the project go through this module and [`probe`], so a later move to
+//! nostr-sdk 0.45 stays small.
+
+pub mod probe;
+mod transport;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bigbrotr_models::relay::{NetworkType, Relay};
+use nostr_sdk::prelude::{
+    Client, ClientOptions, ConnectionMode, Keys, RelayNotification, RelayOptions, RelayUrl,
+};
+use rustls::pki_types::CertificateDer;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use crate::network::{NetworkError, NetworksConfig, ProxyUrl};
+pub use transport::MAX_MESSAGE_BYTES;
+use transport::{RelayTransport, TlsMode, error_chain};
+
+/// Why a relay could not be reached. Every variant is an ordinary, recorded failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// The network is disabled, or an overlay has no proxy.
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    /// The proxy host does not resolve.
+    #[error("proxy {0} cannot be resolved: {1}")]
+    ProxyResolve(String, String),
+    /// The URL is not a relay URL nostr-sdk accepts.
+    #[error("invalid relay URL {0}: {1}")]
+    Url(String, String),
+    /// The certificate was rejected and `allow_insecure` is off.
+    #[error("TLS certificate rejected (allow_insecure is off): {0}")]
+    Certificate(String),
+    /// The connection failed (DNS, TCP, TLS, WebSocket handshake, proxy).
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// No connection within the budget.
+    #[error("no connection within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Builds connections to relays; cheap to clone and shared by all the tasks of a daemon.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    networks: NetworksConfig,
+    keys: Option<Keys>,
+    allow_insecure: bool,
+    verified: TlsMode,
+    insecure: TlsMode,
+    extra_roots: Vec<CertificateDer<'static>>,
+    resolve: HashMap<String, SocketAddr>,
+}
+
+impl Connector {
+    /// A connector for the given networks, without keys and with certificate checks always on.
+    pub fn new(networks: NetworksConfig) -> Result<Self, ConnectError> {
+        let tls = |e: rustls::Error| ConnectError::Connect(format!("TLS set-up: {e}"));
+        Ok(Self {
+            networks,
+            keys: None,
+            allow_insecure: false,
+            verified: TlsMode::verified(&[]).map_err(tls)?,
+            insecure: TlsMode::insecure().map_err(tls)?,
+            extra_roots: Vec::new(),
+            resolve: HashMap::new(),
+        })
+    }
+
+    /// Answers NIP-42 AUTH challenges with these keys.
+    pub fn with_keys(mut self, keys: Option<Keys>) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// Retries a clearnet relay whose certificate is rejected once more without verification.
+    pub fn allow_insecure(mut self, allow: bool) -> Self {
+        self.allow_insecure = allow;
+        self
+    }
+
+    /// Trusts one more root certificate (DER) besides Mozilla's.
+    pub fn with_root_certificate(mut self, der: Vec<u8>) -> Result<Self, ConnectError> {
+        self.extra_roots.push(CertificateDer::from(der));
+        self.verified = TlsMode::verified(&self.extra_roots)
+            .map_err(|e| ConnectError::Connect(format!("TLS set-up: {e}")))?;
+        Ok(self)
+    }
+
+    /// Connects `host` to `addr` without DNS (like curl's `--resolve`), for direct connections.
+    pub fn resolve(mut self, host: &str, addr: SocketAddr) -> Self {
+        self.resolve.insert(host.to_ascii_lowercase(), addr);
+        self
+    }
+
+    /// The networks this connector serves.
+    pub fn networks(&self) -> &NetworksConfig {
+        &self.networks
+    }
+
+    /// Whether keys are configured.
+    pub fn has_keys(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    /// The timeout of the relay's network (its connection budget).
+    pub fn timeout(&self, network: NetworkType) -> Result<Duration, ConnectError> {
+        Ok(self.networks.enabled_config(network)?.timeout())
+    }
+
+    /// Connects within the network's timeout.
+    pub async fn connect(&self, relay: &Relay) -> Result<RelayConnection, ConnectError> {
+        let timeout = self.timeout(relay.network())?;
+        self.connect_within(relay, timeout).await
+    }
+
+    /// Connects within `budget` (DNS, proxy, TCP, TLS, the insecure retry and the WebSocket
+    /// handshake all count).
+    pub async fn connect_within(
+        &self,
+        relay: &Relay,
+        budget: Duration,
+    ) -> Result<RelayConnection, ConnectError> {
+        let deadline = Instant::now() + budget;
+        let network = relay.network();
+        let proxy = match self.networks.proxy_for(network)? {
+            Some(proxy) => Some(resolve_proxy(&proxy, budget).await?),
+            None => None,
+        };
+        let url = RelayUrl::parse(relay.url())
+            .map_err(|e| ConnectError::Url(relay.url().to_owned(), e.to_string()))?;
+        let first = self.attempt(&url, proxy, &self.verified, deadline).await;
+        match first {
+            Err(ConnectError::Connect(text))
+                if network == NetworkType::Clearnet && looks_like_certificate_error(&text) =>
+            {
+                if !self.allow_insecure {
+                    return Err(ConnectError::Certificate(text));
+                }
+                tracing::debug!(relay = relay.url(), error = %text, "tls_retry_insecure");
+                let mut connection = self.attempt(&url, proxy, &self.insecure, deadline).await?;
+                connection.insecure = true;
+                Ok(connection)
+            }
+            other => other,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        url: &RelayUrl,
+        proxy: Option<SocketAddr>,
+        tls: &TlsMode,
+        deadline: Instant,
+    ) -> Result<RelayConnection, ConnectError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(ConnectError::Timeout(Duration::ZERO));
+        }
+        let transport = RelayTransport {
+            tls: tls.clone(),
+            resolve: Arc::new(self.resolve.clone()),
+        };
+        let options = ClientOptions::new()
+            .automatic_authentication(self.keys.is_some())
+            .verify_subscriptions(true);
+        let mut builder = Client::builder()
+            .websocket_transport(transport)
+            .opts(options);
+        if let Some(keys) = &self.keys {
+            builder = builder.signer(keys.clone());
+        }
+        let client = builder.build();
+        let mode = proxy.map_or(ConnectionMode::Direct, ConnectionMode::Proxy);
+        let relay_options = RelayOptions::new()
+            .connection_mode(mode)
+            .reconnect(false)
+            .verify_subscriptions(true);
+        let connected = async {
+            client
+                .pool()
+                .add_relay(url.clone(), relay_options)
+                .await
+                .map_err(|e| ConnectError::Url(url.to_string(), e.to_string()))?;
+            let relay = client
+                .relay(url.clone())
+                .await
+                .map_err(|e| ConnectError::Url(url.to_string(), e.to_string()))?;
+            let notifications = relay.notifications();
+            relay
+                .try_connect(remaining)
+                .await
+                .map_err(|e| ConnectError::Connect(error_chain(&e)))?;
+            Ok::<_, ConnectError>((relay, notifications))
+        };
+        match tokio::time::timeout(remaining, connected).await {
+            Ok(Ok((relay, notifications))) => Ok(RelayConnection {
+                client,
+                relay,
+                notifications: Some(notifications),
+                insecure: false,
+            }),
+            Ok(Err(error)) => {
+                client.shutdown().await;
+                Err(error)
+            }
+            Err(_) => {
+                client.shutdown().await;
+                Err(ConnectError::Timeout(remaining))
+            }
+        }
+    }
+}
+
+/// Resolves the proxy host once per connection (a container name like `tor` may move).
+async fn resolve_proxy(proxy: &ProxyUrl, budget: Duration) -> Result<SocketAddr, ConnectError> {
+    let name = format!("{}:{}", proxy.host(), proxy.port());
+    let lookup = tokio::net::lookup_host((proxy.host(), proxy.port()));
+    match tokio::time::timeout(budget, lookup).await {
+        Ok(Ok(mut addrs)) => addrs
+            .next()
+            .ok_or_else(|| ConnectError::ProxyResolve(name, "no address".to_owned())),
+        Ok(Err(e)) => Err(ConnectError::ProxyResolve(name, e.to_string())),
+        Err(_) => Err(ConnectError::ProxyResolve(name, "timed out".to_owned())),
+    }
+}
+
+/// Whether a connection error is a certificate or TLS handshake failure (the original's pattern
+/// list plus rustls' wording).
+pub fn looks_like_certificate_error(text: &str) -> bool {
+    const PATTERNS: [&str; 12] = [
+        "certificate",
+        "x509",
+        "tls",
+        "ssl",
+        "unknownissuer",
+        "notvalidforname",
+        "self signed",
+        "self-signed",
+        "unable to get local issuer",
+        "handshake failure",
+        "cert verify failed",
+        "bad signature",
+    ];
+    let lower = text.to_ascii_lowercase();
+    PATTERNS.iter().any(|p| lower.contains(p))
+}
+
+/// An open connection to one relay; close it with [`RelayConnection::shutdown`].
+#[derive(Debug)]
+pub struct RelayConnection {
+    client: Client,
+    relay: nostr_sdk::Relay,
+    notifications: Option<broadcast::Receiver<RelayNotification>>,
+    insecure: bool,
+}
+
+impl RelayConnection {
+    /// The nostr-sdk client (one relay).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The relay handle.
+    pub fn relay(&self) -> &nostr_sdk::Relay {
+        &self.relay
+    }
+
+    /// Whether the connection had to skip certificate verification.
+    pub fn insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// The relay's notifications since before the connection opened (so an AUTH challenge sent
+    /// right after the handshake is not missed). Taken once.
+    pub fn take_notifications(&mut self) -> Option<broadcast::Receiver<RelayNotification>> {
+        self.notifications.take()
+    }
+
+    /// Closes the connection and drops everything the client held.
+    pub async fn shutdown(self) {
+        let _ = self.relay.unsubscribe_all().await;
+        self.relay.disconnect();
+        self.client.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

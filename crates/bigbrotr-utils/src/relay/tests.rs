@@ -1,0 +1,262 @@
+//! Tests of the relay connector and the probe against real relays on loopback: rust-nostr's
+//! in-process relay behind a TLS front, NIP-42 relays, hostile peers, and an observable SOCKS5
+//! proxy standing in for Tor.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bigbrotr_models::relay::Relay;
+use bigbrotr_testkit::relays::{HostilePeer, Hostility, TestCa, TestRelay, TlsFront};
+use bigbrotr_testkit::socks::SocksProxy;
+use nostr_sdk::prelude::{Filter, Keys, Kind};
+use tokio::time::Instant;
+
+use super::probe::{Evidence, ProbeError, probe};
+use super::*;
+use crate::network::NetworkConfig;
+
+const ONION: &str = "ws://2jsnlhfnelig5acq6iacydmzdbdmg7xwunm4xl6qwbvzacw4lwrjmlyd.onion";
+
+fn networks(timeout: f64) -> NetworksConfig {
+    let mut networks = NetworksConfig::default();
+    networks.clearnet.timeout = timeout;
+    networks
+}
+
+fn relay(url: &str) -> Relay {
+    Relay::new(url, 0).unwrap()
+}
+
+/// A relay behind TLS, reachable as `wss://<host>` through a resolve override.
+struct Secured {
+    _relay: TestRelay,
+    _front: TlsFront,
+    ca: TestCa,
+    host: &'static str,
+    front: std::net::SocketAddr,
+}
+
+async fn secured(host: &'static str, auth: bool) -> Secured {
+    let relay = if auth {
+        TestRelay::with_auth().await
+    } else {
+        TestRelay::start().await
+    };
+    let ca = TestCa::new();
+    let front = TlsFront::start(ca.server_config(&[host]), relay.address()).await;
+    Secured {
+        front: front.address(),
+        _relay: relay,
+        _front: front,
+        ca,
+        host,
+    }
+}
+
+impl Secured {
+    fn connector(&self, timeout: f64, trust: bool) -> Connector {
+        let connector = Connector::new(networks(timeout))
+            .unwrap()
+            .resolve(self.host, self.front);
+        if trust {
+            connector.with_root_certificate(self.ca.der()).unwrap()
+        } else {
+            connector
+        }
+    }
+
+    fn relay(&self) -> Relay {
+        relay(&format!("wss://{}", self.host))
+    }
+}
+
+#[tokio::test]
+async fn a_trusted_relay_answers_eose_and_serves_events() {
+    let s = secured("relay-a.example.com", false).await;
+    let connector = s.connector(5.0, true);
+    assert_eq!(probe(&connector, &s.relay()).await, Ok(Evidence::Eose));
+
+    let connection = connector.connect(&s.relay()).await.unwrap();
+    assert!(!connection.insecure());
+    let keys = Keys::generate();
+    let event = nostr_sdk::EventBuilder::text_note("hello")
+        .sign_with_keys(&keys)
+        .unwrap();
+    connection.relay().send_event(&event).await.unwrap();
+    let events = connection
+        .relay()
+        .fetch_events(
+            Filter::new().kind(Kind::TextNote),
+            Duration::from_secs(5),
+            nostr_sdk::prelude::ReqExitPolicy::ExitOnEOSE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    connection.shutdown().await;
+    // With an event stored, the probe's evidence is that event.
+    assert_eq!(probe(&connector, &s.relay()).await, Ok(Evidence::Event));
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_needs_allow_insecure() {
+    let s = secured("relay-b.example.com", false).await;
+    let strict = s.connector(5.0, false);
+    match strict.connect(&s.relay()).await {
+        Err(ConnectError::Certificate(text)) => assert!(text.contains("certificate"), "{text}"),
+        other => panic!("expected a certificate error, got {other:?}"),
+    }
+    let probe_error = probe(&strict, &s.relay()).await.unwrap_err();
+    assert!(matches!(
+        probe_error,
+        ProbeError::Connect(ConnectError::Certificate(_))
+    ));
+
+    let lenient = s.connector(5.0, false).allow_insecure(true);
+    let connection = lenient.connect(&s.relay()).await.unwrap();
+    assert!(connection.insecure());
+    connection.shutdown().await;
+    assert_eq!(probe(&lenient, &s.relay()).await, Ok(Evidence::Eose));
+}
+
+#[tokio::test]
+async fn a_relay_that_requires_auth_is_valid_and_keys_answer_the_challenge() {
+    let s = secured("relay-c.example.com", true).await;
+    let connector = s.connector(5.0, true);
+    assert_eq!(
+        probe(&connector, &s.relay()).await,
+        Ok(Evidence::AuthRequired)
+    );
+
+    // With keys, nostr-sdk authenticates and the REQ is served.
+    let with_keys = connector.with_keys(Some(Keys::generate()));
+    let connection = with_keys.connect(&s.relay()).await.unwrap();
+    let events = connection
+        .relay()
+        .fetch_events(
+            Filter::new().kind(Kind::TextNote).limit(1),
+            Duration::from_secs(5),
+            nostr_sdk::prelude::ReqExitPolicy::ExitOnEOSE,
+        )
+        .await;
+    assert!(events.is_ok(), "{events:?}");
+    connection.shutdown().await;
+}
+
+async fn hostile(hostility: Hostility, tls: bool) -> (Result<Evidence, ProbeError>, Duration) {
+    let peer = HostilePeer::start(hostility).await;
+    let ca = TestCa::new();
+    let host = "hostile.example.com";
+    let front = TlsFront::start(ca.server_config(&[host]), peer.address()).await;
+    let target = if tls { front.address() } else { peer.address() };
+    let connector = Connector::new(networks(1.0))
+        .unwrap()
+        .resolve(host, target)
+        .with_root_certificate(ca.der())
+        .unwrap();
+    let started = Instant::now();
+    let outcome = probe(&connector, &relay(&format!("wss://{host}"))).await;
+    (outcome, started.elapsed())
+}
+
+#[tokio::test]
+async fn hostile_peers_fail_within_the_timeout() {
+    let cases = [
+        (Hostility::SilentSocket, false),
+        (Hostility::SilentSocket, true),
+        (Hostility::NotHttp, false),
+        (Hostility::NotHttp, true),
+        (Hostility::SilentRelay, true),
+        (Hostility::DropOnRequest, true),
+        (Hostility::Garbage, true),
+        (Hostility::Flood, true),
+    ];
+    for (hostility, tls) in cases {
+        let (outcome, elapsed) = hostile(hostility, tls).await;
+        assert!(
+            outcome.is_err(),
+            "{hostility:?} (tls {tls}) was judged a relay"
+        );
+        // A one-second budget; the margin only absorbs scheduling on a loaded machine.
+        assert!(
+            elapsed < Duration::from_millis(2500),
+            "{hostility:?} (tls {tls}) took {elapsed:?}: {outcome:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_closed_port_fails_fast() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let connector = Connector::new(networks(5.0))
+        .unwrap()
+        .resolve("dead.example.com", port);
+    let started = Instant::now();
+    let error = probe(&connector, &relay("wss://dead.example.com"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ProbeError::Connect(ConnectError::Connect(_))),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+fn tor_networks(proxy: Option<String>) -> NetworksConfig {
+    let mut networks = networks(5.0);
+    networks.tor = NetworkConfig {
+        enabled: true,
+        proxy_url: proxy,
+        max_tasks: 2,
+        timeout: 5.0,
+    };
+    networks
+}
+
+#[tokio::test]
+async fn overlay_relays_go_through_the_proxy_and_clearnet_does_not() {
+    let onion_relay = TestRelay::start().await;
+    let onion_host = ONION.trim_start_matches("ws://").to_owned();
+    let proxy =
+        SocksProxy::start(HashMap::from([(onion_host.clone(), onion_relay.address())])).await;
+    let s = secured("relay-d.example.com", false).await;
+    let connector = Connector::new(tor_networks(Some(proxy.url())))
+        .unwrap()
+        .resolve(s.host, s.front)
+        .with_root_certificate(s.ca.der())
+        .unwrap();
+
+    assert_eq!(probe(&connector, &relay(ONION)).await, Ok(Evidence::Eose));
+    assert_eq!(probe(&connector, &s.relay()).await, Ok(Evidence::Eose));
+    let requests = proxy.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(requests[0].starts_with(&onion_host), "{requests:?}");
+}
+
+#[tokio::test]
+async fn an_overlay_without_proxy_or_a_disabled_network_is_refused() {
+    let connector = Connector::new(tor_networks(None)).unwrap();
+    assert!(matches!(
+        connector.connect(&relay(ONION)).await,
+        Err(ConnectError::Network(NetworkError::ProxyRequired(_)))
+    ));
+    let connector = Connector::new(networks(5.0)).unwrap();
+    assert!(matches!(
+        connector.connect(&relay(ONION)).await,
+        Err(ConnectError::Network(NetworkError::Disabled(_)))
+    ));
+}
+
+#[test]
+fn certificate_errors_are_recognised() {
+    assert!(looks_like_certificate_error(
+        "websocket: invalid peer certificate: UnknownIssuer"
+    ));
+    assert!(looks_like_certificate_error("SSL handshake failed"));
+    assert!(!looks_like_certificate_error(
+        "tcp: Connection refused (os error 111)"
+    ));
+}

@@ -1,0 +1,282 @@
+//! The WebSocket transport under every relay connection: host resolution (with optional
+//! static overrides, like curl's `--resolve`), TCP directly or through a SOCKS5 proxy that
+//! resolves the name itself, TLS verified against Mozilla's roots (plus any extra anchors) or,
+//! only when asked, with certificate checks off, and a bounded WebSocket frame size.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_wsocket::{ConnectionMode, Message, WebSocket};
+use futures_util::{Sink, SinkExt, StreamExt, TryStreamExt};
+use nostr_sdk::Url;
+use nostr_sdk::prelude::transport::error::TransportError;
+use nostr_sdk::prelude::transport::websocket::{
+    WebSocketSink, WebSocketStream, WebSocketTransport,
+};
+use nostr_sdk::util::BoxedFuture;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_tungstenite::Connector;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Largest WebSocket message accepted from a relay (the pool's own message limit is 5 MB; this
+/// is the frame-level bound below it).
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// How certificates are checked.
+#[derive(Clone)]
+pub(crate) enum TlsMode {
+    /// Mozilla's roots plus the extra anchors.
+    Verified(Arc<ClientConfig>),
+    /// No certificate check (signatures are still checked): `allow_insecure` only.
+    Insecure(Arc<ClientConfig>),
+}
+
+impl fmt::Debug for TlsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsMode::Verified(_) => "Verified",
+            TlsMode::Insecure(_) => "Insecure",
+        })
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl TlsMode {
+    /// Verification against Mozilla's roots and `extra_roots`.
+    pub(crate) fn verified(extra_roots: &[CertificateDer<'static>]) -> Result<Self, rustls::Error> {
+        let mut roots = RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        for root in extra_roots {
+            roots.add(root.clone())?;
+        }
+        let config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(TlsMode::Verified(Arc::new(config)))
+    }
+
+    /// No certificate verification.
+    pub(crate) fn insecure() -> Result<Self, rustls::Error> {
+        let provider = provider();
+        let config = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoCertificateCheck(provider)))
+            .with_no_client_auth();
+        Ok(TlsMode::Insecure(Arc::new(config)))
+    }
+
+    fn config(&self) -> Arc<ClientConfig> {
+        match self {
+            TlsMode::Verified(c) | TlsMode::Insecure(c) => c.clone(),
+        }
+    }
+}
+
+/// Accepts any certificate chain but still checks the handshake signatures.
+#[derive(Debug)]
+struct NoCertificateCheck(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoCertificateCheck {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Static `host → address` overrides consulted before DNS.
+pub(crate) type ResolveOverrides = Arc<HashMap<String, SocketAddr>>;
+
+/// The transport handed to nostr-sdk's client.
+#[derive(Debug, Clone)]
+pub(crate) struct RelayTransport {
+    pub(crate) tls: TlsMode,
+    pub(crate) resolve: ResolveOverrides,
+}
+
+/// A transport failure with its cause chain flattened into the message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ConnectFailure(String);
+
+fn failure(context: &str, error: impl fmt::Display) -> TransportError {
+    TransportError::backend(ConnectFailure(format!("{context}: {error}")))
+}
+
+impl RelayTransport {
+    async fn tcp(&self, url: &Url, mode: &ConnectionMode) -> Result<TcpStream, TransportError> {
+        let host = url
+            .host_str()
+            .ok_or_else(|| failure("connect", "URL has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| failure("connect", "URL has no port"))?;
+        match mode {
+            ConnectionMode::Direct => {
+                let addrs: Vec<SocketAddr> = match self.resolve.get(host) {
+                    Some(addr) => vec![*addr],
+                    None => tokio::net::lookup_host((host, port))
+                        .await
+                        .map_err(|e| failure("dns", e))?
+                        .collect(),
+                };
+                let mut last = None;
+                for addr in addrs {
+                    match TcpStream::connect(addr).await {
+                        Ok(stream) => return Ok(stream),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(match last {
+                    Some(e) => failure("tcp", e),
+                    None => failure("dns", "no address"),
+                })
+            }
+            ConnectionMode::Proxy(proxy) => {
+                // The proxy resolves the name (onion, I2P and Lokinet names only resolve there).
+                let stream = tokio_socks::tcp::Socks5Stream::connect(*proxy, (host, port))
+                    .await
+                    .map_err(|e| failure("socks5", e))?;
+                Ok(stream.into_inner())
+            }
+        }
+    }
+
+    async fn open(&self, url: &Url, mode: &ConnectionMode) -> Result<WebSocket, TransportError> {
+        let tcp = self.tcp(url, mode).await?;
+        let _ = tcp.set_nodelay(true);
+        let connector = match url.scheme() {
+            "wss" => Connector::Rustls(self.tls.config()),
+            _ => Connector::Plain,
+        };
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE_BYTES))
+            .max_frame_size(Some(MAX_MESSAGE_BYTES));
+        let (socket, _) = Box::pin(tokio_tungstenite::client_async_tls_with_config(
+            url.as_str(),
+            tcp,
+            Some(config),
+            Some(connector),
+        ))
+        .await
+        .map_err(|e| failure("websocket", error_chain(&e)))?;
+        Ok(WebSocket::Tokio(socket))
+    }
+}
+
+/// The error and its sources as one line (TLS details often hide in the sources).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+impl WebSocketTransport for RelayTransport {
+    fn support_ping(&self) -> bool {
+        true
+    }
+
+    fn connect<'a>(
+        &'a self,
+        url: &'a Url,
+        mode: &'a ConnectionMode,
+        timeout: Duration,
+    ) -> BoxedFuture<'a, Result<(WebSocketSink, WebSocketStream), TransportError>> {
+        Box::pin(async move {
+            let socket = tokio::time::timeout(timeout, self.open(url, mode))
+                .await
+                .map_err(|_| failure("connect", "timed out"))??;
+            let (tx, rx) = socket.split();
+            let sink: WebSocketSink = Box::new(TransportSink(tx));
+            let stream: WebSocketStream = Box::pin(rx.map_err(TransportError::backend));
+            Ok((sink, stream))
+        })
+    }
+}
+
+/// The sink half with the transport's error type (a plain struct: `sink_map_err` can panic
+/// inside nostr-sdk's pool, rust-nostr issue 984).
+struct TransportSink(futures_util::stream::SplitSink<WebSocket, Message>);
+
+impl Sink<Message> for TransportSink {
+    type Error = TransportError;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready_unpin(cx).map_err(TransportError::backend)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+        self.0
+            .start_send_unpin(item)
+            .map_err(TransportError::backend)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_flush_unpin(cx).map_err(TransportError::backend)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_close_unpin(cx).map_err(TransportError::backend)
+    }
+}
