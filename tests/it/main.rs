@@ -21,5 +21,6 @@ mod schema;
 mod schema_objects;
 mod schema_roles;
 mod seeder;
+mod validator;
 mod views;
 mod views_relay;

@@ -15,6 +15,7 @@ pub mod migrate;
 pub mod pool;
 pub mod relay;
 pub mod service_state;
+pub mod validator;
 
 mod brotr;
 
