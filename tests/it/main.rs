@@ -7,6 +7,7 @@
 
 mod dbkit;
 mod deployment_configs;
+mod finder;
 mod fixtures;
 mod functions;
 mod functions_cleanup;

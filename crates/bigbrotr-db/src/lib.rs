@@ -9,6 +9,7 @@ pub mod candidate;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod finder;
 pub mod maintenance;
 pub mod metadata;
 pub mod migrate;

@@ -15,9 +15,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bigbrotr_models::event::Event;
 use bigbrotr_models::relay::{NetworkType, Relay};
 use nostr_sdk::prelude::{
-    Client, ClientOptions, ConnectionMode, Keys, RelayNotification, RelayOptions, RelayUrl,
+    Client, ClientOptions, ConnectionMode, Filter, Keys, Kind, RelayNotification, RelayOptions,
+    RelayUrl, ReqExitPolicy, Timestamp,
 };
 use rustls::pki_types::CertificateDer;
 use tokio::sync::broadcast;
@@ -256,6 +258,15 @@ pub fn looks_like_certificate_error(text: &str) -> bool {
     PATTERNS.iter().any(|p| lower.contains(p))
 }
 
+/// Events returned by [`RelayConnection::fetch_events`].
+#[derive(Debug, Clone, Default)]
+pub struct FetchedEvents {
+    /// The events that passed every check.
+    pub events: Vec<Event>,
+    /// Events dropped by the archive's checks.
+    pub rejected: usize,
+}
+
 /// An open connection to one relay; close it with [`RelayConnection::shutdown`].
 #[derive(Debug)]
 pub struct RelayConnection {
@@ -285,6 +296,41 @@ impl RelayConnection {
     /// right after the handshake is not missed). Taken once.
     pub fn take_notifications(&mut self) -> Option<broadcast::Receiver<RelayNotification>> {
         self.notifications.take()
+    }
+
+    /// Fetches stored events of `kinds` in `[since, until]`, at most `limit`, until EOSE or
+    /// `timeout`. Events are signature-checked by nostr-sdk and must pass the archive's own
+    /// checks ([`Event::from_nostr`]); the others are dropped and counted.
+    pub async fn fetch_events(
+        &self,
+        kinds: &[u16],
+        since: Option<i64>,
+        until: Option<i64>,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<FetchedEvents, ConnectError> {
+        let mut filter = Filter::new()
+            .kinds(kinds.iter().map(|k| Kind::from(*k)))
+            .limit(limit);
+        if let Some(since) = since {
+            filter = filter.since(Timestamp::from(since.max(0) as u64));
+        }
+        if let Some(until) = until {
+            filter = filter.until(Timestamp::from(until.max(0) as u64));
+        }
+        let events = self
+            .relay
+            .fetch_events(filter, timeout, ReqExitPolicy::ExitOnEOSE)
+            .await
+            .map_err(|e| ConnectError::Connect(error_chain(&e)))?;
+        let mut fetched = FetchedEvents::default();
+        for event in events.into_iter().take(limit) {
+            match Event::from_nostr(&event) {
+                Ok(event) => fetched.events.push(event),
+                Err(_) => fetched.rejected += 1,
+            }
+        }
+        Ok(fetched)
     }
 
     /// Closes the connection and drops everything the client held.
