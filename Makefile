@@ -37,7 +37,7 @@ bench:
 	tests/pg-cluster.sh with "$(PG_BENCH_DIR)" -- $(CARGO) bench -p bigbrotr-tests --bench ingest
 
 run:
-	@BROTR_CONFIG="$(BROTR_CONFIG)" scripts/run-local.sh
+	@BROTR_CONFIG="$(BROTR_CONFIG)" ONCE="$(ONCE)" scripts/run-local.sh
 
 migrate:
 	$(CARGO) run --release -q -p bigbrotr-migrate -- --brotr-config "$(or $(BROTR_CONFIG),config/brotr.yaml)"

@@ -3,13 +3,14 @@
 #
 # Without BROTR_CONFIG: starts (or reuses) a PostgreSQL cluster under .data/pg on a Unix socket,
 # creates the `bigbrotr` database, writes .data/config/{brotr.yaml,services/*.yaml}, applies the
-# migrations and runs the daemons that exist today (the seeder, once, with the default seed file).
+# migrations, runs the seeder once with the default seed file, then the continuous daemons that
+# exist today (finder, validator) until Ctrl-C. With ONCE=1 each daemon runs one cycle and exits.
 # With BROTR_CONFIG=path/to/brotr.yaml: uses that database instead of a local cluster.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-cargo build --release -q -p bigbrotr-migrate -p bigbrotr-seeder
+cargo build --release -q -p bigbrotr-migrate -p bigbrotr-seeder -p bigbrotr-finder -p bigbrotr-validator
 bin="$root/target/release"
 
 config_dir="$root/.data/config"
@@ -44,3 +45,33 @@ YAML
 
 "$bin/bigbrotr-migrate" --brotr-config "$BROTR_CONFIG"
 "$bin/bigbrotr-seeder" --once --brotr-config "$BROTR_CONFIG" --config "$config_dir/services/seeder.yaml"
+
+cat >"$config_dir/services/finder.yaml" <<YAML
+# Written by scripts/run-local.sh: metrics on 127.0.0.1:8001.
+metrics:
+  enabled: true
+  port: 8001
+YAML
+cat >"$config_dir/services/validator.yaml" <<YAML
+# Written by scripts/run-local.sh: metrics on 127.0.0.1:8002; clearnet only (no Tor here).
+metrics:
+  enabled: true
+  port: 8002
+YAML
+
+once=()
+if [ "${ONCE:-0}" = 1 ]; then
+    once=(--once)
+fi
+pids=()
+for daemon in finder validator; do
+    "$bin/bigbrotr-$daemon" "${once[@]}" --brotr-config "$BROTR_CONFIG" \
+        --config "$config_dir/services/$daemon.yaml" &
+    pids+=("$!")
+done
+trap 'kill -TERM "${pids[@]}" 2>/dev/null' INT TERM
+status=0
+for pid in "${pids[@]}"; do
+    wait "$pid" || status=$?
+done
+exit "$status"

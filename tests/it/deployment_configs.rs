@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use bigbrotr_core::config::{self, Loaded};
 use bigbrotr_db::config::BrotrConfig;
+use bigbrotr_finder::FinderConfig;
 use bigbrotr_seeder::SeederConfig;
+use bigbrotr_validator::ValidatorConfig;
 
 fn deployments() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deployments")
@@ -44,6 +46,18 @@ fn every_deployment_config_loads_without_unknown_keys() {
         let loaded: Loaded<SeederConfig> =
             config::load(&seeder, "BIGBROTR_TEST_UNUSED_PREFIX__").unwrap();
         check(&loaded, &seeder);
+        assert_eq!(loaded.config.base.pool.user.as_deref(), Some("writer"));
+        let finder = dir.join("services/finder.yaml");
+        let loaded: Loaded<FinderConfig> =
+            config::load(&finder, "BIGBROTR_TEST_UNUSED_PREFIX__").unwrap();
+        check(&loaded, &finder);
+        assert!(loaded.config.base.metrics.enabled);
+        assert!(loaded.config.networks.tor.enabled);
+        let validator = dir.join("services/validator.yaml");
+        let loaded: Loaded<ValidatorConfig> =
+            config::load(&validator, "BIGBROTR_TEST_UNUSED_PREFIX__").unwrap();
+        check(&loaded, &validator);
+        assert!(loaded.config.networks.tor.enabled);
         assert_eq!(loaded.config.base.pool.user.as_deref(), Some("writer"));
     }
 }

@@ -73,7 +73,9 @@ pub fn init(level: LogLevel, format: LogFormat, service: &str) {
     };
     // Library internals speak only when something is wrong.
     let filter = EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{directive},sqlx=warn,hyper=warn")));
+        .unwrap_or_else(|_| EnvFilter::new(format!(
+            "{directive},sqlx=warn,hyper=warn,reqwest=warn,nostr_relay_pool=warn,nostr_sdk=warn,nostr=warn"
+        )));
     let layer = LineLayer::new(format, service, Sink::Stderr);
     // A second init (tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
