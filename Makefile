@@ -34,7 +34,7 @@ fmt:
 	$(CARGO) fmt --all
 
 bench:
-	tests/pg-cluster.sh with "$(PG_BENCH_DIR)" -- $(CARGO) bench -p bigbrotr-tests --bench ingest
+	tests/pg-cluster.sh with "$(PG_BENCH_DIR)" -- $(CARGO) bench -p bigbrotr-tests --bench ingest --bench discovery
 
 run:
 	@BROTR_CONFIG="$(BROTR_CONFIG)" ONCE="$(ONCE)" scripts/run-local.sh

@@ -1,0 +1,232 @@
+//! `make bench`, discovery part:
+//! - validator: 1,000 candidates on loopback (live TLS relays, dead ports, silent sockets) with
+//!   clearnet `max_tasks` 30; candidates/s, CPU seconds, peak RSS, and the cycle time against the
+//!   bound (n_dead_or_silent / max_tasks + 1) × timeout;
+//! - finder: the event phase over 1,000,000 archived events; events/s, and the ratio to a bare
+//!   SQL read of the same rows (the floor any scan must pay).
+
+// A benchmark program: any failure must abort the run loudly, and the report goes to stdout.
+#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
+
+use std::time::Instant;
+
+use bigbrotr_core::metrics::Metrics;
+use bigbrotr_core::runner::Context;
+use bigbrotr_finder::{ApiConfig, EventsConfig, Finder, FinderConfig, LiveConfig};
+use bigbrotr_models::relay::Relay;
+use bigbrotr_testkit::TestDb;
+use bigbrotr_testkit::relays::{HostilePeer, Hostility, TestCa, TestRelay, TlsFront};
+use bigbrotr_utils::network::NetworksConfig;
+use bigbrotr_utils::relay::Connector;
+use bigbrotr_validator::{ProcessingConfig, Validator, ValidatorConfig};
+use tokio_util::sync::CancellationToken;
+
+const LIVE_RELAYS: usize = 10;
+const NAMES_PER_RELAY: usize = 50;
+const DEAD: usize = 400;
+const SILENT: usize = 100;
+const TIMEOUT: f64 = 2.0;
+const MAX_TASKS: u32 = 30;
+const ARCHIVE_EVENTS: i64 = 1_000_000;
+
+fn context(db: &TestDb, service: &str) -> Context {
+    Context {
+        brotr: db.brotr(),
+        metrics: Metrics::new(service),
+        shutdown: CancellationToken::new(),
+    }
+}
+
+/// User + system CPU seconds of this process (relays included: they run in-process).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Peak resident set size in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib / 1024.0
+}
+
+async fn validator_bench() {
+    let db = TestDb::new().await;
+    let ctx = context(&db, "validator");
+    let ca = TestCa::new();
+    let mut keep_relays = Vec::new();
+    let mut keep_fronts = Vec::new();
+    let mut keep_peers = Vec::new();
+    let mut networks = NetworksConfig::default();
+    networks.clearnet.timeout = TIMEOUT;
+    networks.clearnet.max_tasks = MAX_TASKS;
+    let mut connector = Connector::new(networks.clone())
+        .unwrap()
+        .with_root_certificate(ca.der())
+        .unwrap();
+    let mut urls = Vec::new();
+    for r in 0..LIVE_RELAYS {
+        let names: Vec<String> = (0..NAMES_PER_RELAY)
+            .map(|n| format!("live-{r}-{n}.bench.example"))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let relay = TestRelay::start().await;
+        let front = TlsFront::start(ca.server_config(&refs), relay.address()).await;
+        for name in &names {
+            connector = connector.resolve(name, front.address());
+            urls.push(format!("wss://{name}"));
+        }
+        keep_relays.push(relay);
+        keep_fronts.push(front);
+    }
+    for d in 0..DEAD {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let name = format!("dead-{d}.bench.example");
+        connector = connector.resolve(&name, closed.local_addr().unwrap());
+        urls.push(format!("wss://{name}"));
+    }
+    for s in 0..SILENT {
+        let peer = HostilePeer::start(Hostility::SilentSocket).await;
+        let name = format!("silent-{s}.bench.example");
+        connector = connector.resolve(&name, peer.address());
+        urls.push(format!("wss://{name}"));
+        keep_peers.push(peer);
+    }
+    let relays: Vec<Relay> = urls.iter().map(|u| Relay::new(u, 1).unwrap()).collect();
+    for chunk in relays.chunks(500) {
+        db.brotr().insert_candidates(chunk, 1).await.unwrap();
+    }
+    let config = ValidatorConfig {
+        processing: ProcessingConfig::default(),
+        networks,
+        ..Default::default()
+    };
+    let validator = Validator::new(config, connector);
+    let cpu = cpu_seconds();
+    let started = Instant::now();
+    let report = validator.validate_candidates(&ctx).await.unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu;
+    assert_eq!(report.probed as usize, urls.len());
+    assert_eq!(report.promoted as usize, LIVE_RELAYS * NAMES_PER_RELAY);
+    let bound = ((DEAD + SILENT) as f64 / f64::from(MAX_TASKS) + 1.0) * TIMEOUT;
+    println!("### Validator: {} candidates\n", urls.len());
+    println!(
+        "| candidates | live / dead / silent | max_tasks | timeout | cycle s | bound s | cycle / bound | candidates/s | CPU s | peak RSS MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} / {DEAD} / {SILENT} | {MAX_TASKS} | {TIMEOUT} s | {seconds:.2} | {bound:.1} | {:.2} | {:.0} | {cpu:.2} | {:.0} |\n",
+        urls.len(),
+        LIVE_RELAYS * NAMES_PER_RELAY,
+        seconds / bound,
+        urls.len() as f64 / seconds,
+        peak_rss_mib()
+    );
+    assert!(
+        seconds <= bound,
+        "cycle {seconds:.1}s exceeds the bound {bound:.1}s"
+    );
+}
+
+async fn finder_bench() {
+    let db = TestDb::new().await;
+    let ctx = context(&db, "finder");
+    let load = Instant::now();
+    // Ten relays; one event in ten names one of 5,000 relays in an `r` tag; every event has a
+    // `p` and an `e` tag. Generated server-side: the finder does not check signatures.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO relay SELECT 'wss://archive-' || r || '.bench.example', 'clearnet', 1
+           FROM generate_series(0, 9) r;
+         INSERT INTO event (id, pubkey, created_at, kind, tags, tagvalues, content, sig)
+         SELECT decode(md5(i::text) || md5((-i)::text), 'hex'),
+                decode(md5('author' || (i % 1000)) || md5('k'), 'hex'),
+                1700000000 + i, 1, t.tags, tags_to_tagvalues(t.tags), 'benchmark note',
+                decode(repeat('00', 64), 'hex')
+         FROM generate_series(1, {ARCHIVE_EVENTS}) i
+         CROSS JOIN LATERAL (SELECT CASE WHEN i % 10 = 0
+             THEN jsonb_build_array(jsonb_build_array('p', md5(i::text) || md5('p')),
+                                    jsonb_build_array('e', md5((i + 1)::text) || md5('e')),
+                                    jsonb_build_array('r', 'wss://found-' || ((i / 10) % 5000) || '.bench.example'))
+             ELSE jsonb_build_array(jsonb_build_array('p', md5(i::text) || md5('p')),
+                                    jsonb_build_array('e', md5((i + 1)::text) || md5('e')))
+             END AS tags) t;
+         INSERT INTO event_relay (event_id, relay_url, seen_at)
+         SELECT id, 'wss://archive-' || (created_at % 10) || '.bench.example', created_at FROM event;
+         ANALYZE;"
+    )))
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let load_s = load.elapsed().as_secs_f64();
+    eprintln!("loaded {ARCHIVE_EVENTS} events in {load_s:.1}s");
+
+    // The floor: the same rows read by one plain query.
+    let floor = Instant::now();
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT er.seen_at, e.id, e.tagvalues FROM event_relay er
+         JOIN event e ON e.id = er.event_id ORDER BY er.relay_url, er.seen_at, er.event_id) s",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    let floor_s = floor.elapsed().as_secs_f64();
+    assert_eq!(rows, ARCHIVE_EVENTS);
+
+    let config = FinderConfig {
+        api: ApiConfig {
+            enabled: false,
+            ..Default::default()
+        },
+        live: LiveConfig {
+            enabled: false,
+            ..Default::default()
+        },
+        events: EventsConfig::default(),
+        ..Default::default()
+    };
+    let finder = Finder::new(
+        config.clone(),
+        Connector::new(config.networks.clone()).unwrap(),
+    )
+    .unwrap();
+    let cpu = cpu_seconds();
+    let started = Instant::now();
+    let report = finder.find(&ctx).await.unwrap().events;
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu;
+    assert_eq!(report.events as i64, ARCHIVE_EVENTS);
+    assert_eq!(report.added, 5_000);
+    println!("### Finder event phase: {ARCHIVE_EVENTS} archived events\n");
+    println!(
+        "| events | relays | scan_size / batch_size | phase s | events/s | plain read s | plain / phase | finder CPU s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {ARCHIVE_EVENTS} | 10 | {} / {} | {seconds:.2} | {:.0} | {floor_s:.2} | {:.2} | {cpu:.2} |\n",
+        config.events.scan_size,
+        config.events.batch_size,
+        ARCHIVE_EVENTS as f64 / seconds,
+        floor_s / seconds,
+    );
+}
+
+fn main() {
+    bigbrotr_core::bootstrap::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        validator_bench().await;
+        finder_bench().await;
+    });
+}
