@@ -58,16 +58,17 @@ fn only_api(sources: Vec<ApiSource>) -> FinderConfig {
             sources,
             ..Default::default()
         },
-        events: EventsConfig {
-            enabled: false,
-            ..Default::default()
-        },
-        live: LiveConfig {
-            enabled: false,
-            ..Default::default()
-        },
-        ..Default::default()
+        ..no_phase()
     }
+}
+
+/// Every phase disabled: a test enables the one it exercises.
+fn no_phase() -> FinderConfig {
+    let mut config = FinderConfig::default();
+    config.api.enabled = false;
+    config.events.enabled = false;
+    config.live.enabled = false;
+    config
 }
 
 fn finder(config: FinderConfig) -> Finder {
@@ -162,21 +163,13 @@ async fn archive(
 
 fn only_events(batch_size: u32, scan_size: u32) -> FinderConfig {
     FinderConfig {
-        api: ApiConfig {
-            enabled: false,
-            ..Default::default()
-        },
         events: EventsConfig {
             batch_size,
             scan_size,
             parallel_relays: 4,
             ..Default::default()
         },
-        live: LiveConfig {
-            enabled: false,
-            ..Default::default()
-        },
-        ..Default::default()
+        ..no_phase()
     }
 }
 
@@ -340,14 +333,6 @@ async fn live_discovery_reads_relay_lists_and_monitor_events_with_a_cursor() {
     connection.relay().send_event(&chatter).await.unwrap();
 
     let config = FinderConfig {
-        api: ApiConfig {
-            enabled: false,
-            ..Default::default()
-        },
-        events: EventsConfig {
-            enabled: false,
-            ..Default::default()
-        },
         live: LiveConfig {
             enabled: true,
             relays: vec!["wss://live-0.example.com".to_owned()],
@@ -355,7 +340,7 @@ async fn live_discovery_reads_relay_lists_and_monitor_events_with_a_cursor() {
             ..Default::default()
         },
         networks: peers.networks.clone(),
-        ..Default::default()
+        ..no_phase()
     };
     let f = Finder::new(config, peers.connector.clone()).unwrap();
     let report = f.find(&ctx).await.unwrap().live;
@@ -389,16 +374,8 @@ async fn live_discovery_reads_relay_lists_and_monitor_events_with_a_cursor() {
                 relays: vec!["wss://dead-0.example.com".to_owned()],
                 ..LiveConfig::default()
             },
-            api: ApiConfig {
-                enabled: false,
-                ..Default::default()
-            },
-            events: EventsConfig {
-                enabled: false,
-                ..Default::default()
-            },
             networks: peers.networks.clone(),
-            ..Default::default()
+            ..no_phase()
         },
         peers
             .connector

@@ -11,6 +11,7 @@ use crate::Brotr;
 use crate::candidate::{candidate_columns, insert_candidate_rows};
 use crate::config::TimeoutCategory;
 use crate::error::Result;
+use crate::service_state::{StateColumns, upsert_state_rows};
 
 /// The key prefix of live-discovery cursors (`finder/cursor/live:<relay url>`). A canonical
 /// relay URL never starts with it, so these never collide with the per-relay archive cursors.
@@ -75,17 +76,10 @@ impl Brotr {
             .chunks(max)
             .map(|chunk| candidate_columns(chunk, now))
             .collect();
-        let mut state_chunks = Vec::new();
-        for chunk in cursors.chunks(max) {
-            let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for state in chunk {
-                columns.0.push(state.service_name().as_str().to_owned());
-                columns.1.push(state.state_type().as_str().to_owned());
-                columns.2.push(state.state_key().to_owned());
-                columns.3.push(state.state_value().clone());
-            }
-            state_chunks.push(columns);
-        }
+        let state_chunks: Vec<_> = cursors
+            .chunks(max)
+            .map(StateColumns::from_records)
+            .collect();
         let work = Arc::new((candidate_chunks, state_chunks));
         self.transact(TimeoutCategory::Batch, move |conn| {
             let work = work.clone();
@@ -94,15 +88,8 @@ impl Brotr {
                 for columns in &work.0 {
                     added += insert_candidate_rows(conn, columns).await?;
                 }
-                for c in &work.1 {
-                    sqlx::query("SELECT service_state_upsert($1, $2, $3, $4)")
-                        .persistent(false)
-                        .bind(&c.0)
-                        .bind(&c.1)
-                        .bind(&c.2)
-                        .bind(&c.3)
-                        .execute(&mut *conn)
-                        .await?;
+                for columns in &work.1 {
+                    upsert_state_rows(conn, columns).await?;
                 }
                 Ok(added)
             })

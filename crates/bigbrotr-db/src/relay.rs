@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use bigbrotr_models::relay::Relay;
+use sqlx::PgConnection;
 
 use crate::Brotr;
 use crate::config::TimeoutCategory;
@@ -24,6 +25,21 @@ impl RelayColumns {
     }
 }
 
+/// `relay_insert` on the caller's transaction. Returns the rows inserted.
+pub(crate) async fn insert_relay_rows(
+    conn: &mut PgConnection,
+    c: &RelayColumns,
+) -> std::result::Result<u64, sqlx::Error> {
+    let n: Option<i32> = sqlx::query_scalar("SELECT relay_insert($1, $2, $3)")
+        .persistent(false)
+        .bind(&c.urls)
+        .bind(&c.networks)
+        .bind(&c.discovered_ats)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(n.unwrap_or(0).max(0) as u64)
+}
+
 impl Brotr {
     /// `relay_insert`: stores validated relays; an existing URL keeps its first `discovered_at`.
     /// Returns the rows inserted.
@@ -37,16 +53,7 @@ impl Brotr {
         let columns = Arc::new(columns);
         self.transact(TimeoutCategory::Batch, move |conn| {
             let c = columns.clone();
-            Box::pin(async move {
-                let n: Option<i32> = sqlx::query_scalar("SELECT relay_insert($1, $2, $3)")
-                    .persistent(false)
-                    .bind(&c.urls)
-                    .bind(&c.networks)
-                    .bind(&c.discovered_ats)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                Ok(n.unwrap_or(0).max(0) as u64)
-            })
+            Box::pin(async move { insert_relay_rows(conn, &c).await })
         })
         .await
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bigbrotr_models::service_state::{ServiceName, ServiceState, ServiceStateType};
 use serde_json::Value;
+use sqlx::PgConnection;
 
 use crate::Brotr;
 use crate::config::TimeoutCategory;
@@ -22,59 +23,72 @@ pub struct StateKey {
     pub state_key: String,
 }
 
+/// Column arrays of `service_state_upsert`, duplicates removed (the last record of a key wins).
+#[derive(Debug, Default)]
+pub(crate) struct StateColumns {
+    names: Vec<String>,
+    types: Vec<String>,
+    keys: Vec<String>,
+    values: Vec<Value>,
+}
+
+impl StateColumns {
+    /// The arrays for `records`. The stored function keeps an arbitrary row among duplicate
+    /// keys of one batch (`DISTINCT ON` without an order), so duplicates are removed here.
+    pub(crate) fn from_records(records: &[ServiceState]) -> Self {
+        let key = |r: &ServiceState| (r.service_name(), r.state_type(), r.state_key().to_owned());
+        let last: HashMap<_, usize> = records
+            .iter()
+            .enumerate()
+            .map(|(index, record)| (key(record), index))
+            .collect();
+        let mut columns = Self::default();
+        for (index, record) in records.iter().enumerate() {
+            if last.get(&key(record)) != Some(&index) {
+                continue;
+            }
+            columns
+                .names
+                .push(record.service_name().as_str().to_owned());
+            columns.types.push(record.state_type().as_str().to_owned());
+            columns.keys.push(record.state_key().to_owned());
+            columns.values.push(record.state_value().clone());
+        }
+        columns
+    }
+}
+
+/// `service_state_upsert` on the caller's transaction. Returns the rows written.
+pub(crate) async fn upsert_state_rows(
+    conn: &mut PgConnection,
+    c: &StateColumns,
+) -> std::result::Result<u64, sqlx::Error> {
+    if c.keys.is_empty() {
+        return Ok(0);
+    }
+    let n: Option<i32> = sqlx::query_scalar("SELECT service_state_upsert($1, $2, $3, $4)")
+        .persistent(false)
+        .bind(&c.names)
+        .bind(&c.types)
+        .bind(&c.keys)
+        .bind(&c.values)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(n.unwrap_or(0).max(0) as u64)
+}
+
 impl Brotr {
-    /// `service_state_upsert`: inserts or fully replaces the values. Returns the rows written.
-    ///
-    /// The stored function keeps an arbitrary row among duplicate keys of one batch (`DISTINCT
-    /// ON` without an order); the facade removes duplicates first so that the last one wins.
+    /// `service_state_upsert`: inserts or fully replaces the values (the last record of a
+    /// duplicated key wins). Returns the rows written.
     pub async fn upsert_service_state(&self, records: &[ServiceState]) -> Result<u64> {
         self.check_batch(records.len())?;
         if records.is_empty() {
             return Ok(0);
         }
-        let mut last = HashMap::with_capacity(records.len());
-        for (index, record) in records.iter().enumerate() {
-            last.insert(
-                (
-                    record.service_name(),
-                    record.state_type(),
-                    record.state_key(),
-                ),
-                index,
-            );
-        }
-        let mut names = Vec::with_capacity(last.len());
-        let mut types = Vec::with_capacity(last.len());
-        let mut keys = Vec::with_capacity(last.len());
-        let mut values = Vec::with_capacity(last.len());
-        let winners = records.iter().enumerate().filter(|(index, record)| {
-            last.get(&(
-                record.service_name(),
-                record.state_type(),
-                record.state_key(),
-            )) == Some(index)
-        });
-        for (_, record) in winners {
-            names.push(record.service_name().as_str().to_owned());
-            types.push(record.state_type().as_str().to_owned());
-            keys.push(record.state_key().to_owned());
-            values.push(record.state_value().clone());
-        }
-        let columns = Arc::new((names, types, keys, values));
+        let columns = Arc::new(StateColumns::from_records(records));
         self.transact(TimeoutCategory::Batch, move |conn| {
             let c = columns.clone();
-            Box::pin(async move {
-                let n: Option<i32> =
-                    sqlx::query_scalar("SELECT service_state_upsert($1, $2, $3, $4)")
-                        .persistent(false)
-                        .bind(&c.0)
-                        .bind(&c.1)
-                        .bind(&c.2)
-                        .bind(&c.3)
-                        .fetch_one(&mut *conn)
-                        .await?;
-                Ok(n.unwrap_or(0).max(0) as u64)
-            })
+            Box::pin(async move { upsert_state_rows(conn, &c).await })
         })
         .await
     }

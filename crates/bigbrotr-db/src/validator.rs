@@ -8,7 +8,7 @@ use bigbrotr_models::relay::Relay;
 use crate::Brotr;
 use crate::config::TimeoutCategory;
 use crate::error::Result;
-use crate::relay::RelayColumns;
+use crate::relay::{RelayColumns, insert_relay_rows};
 
 /// One candidate as stored (`validator/checkpoint/<url>`).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -126,13 +126,7 @@ impl Brotr {
         self.transact(TimeoutCategory::Batch, move |conn| {
             let c = columns.clone();
             Box::pin(async move {
-                let inserted: Option<i32> = sqlx::query_scalar("SELECT relay_insert($1, $2, $3)")
-                    .persistent(false)
-                    .bind(&c.urls)
-                    .bind(&c.networks)
-                    .bind(&c.discovered_ats)
-                    .fetch_one(&mut *conn)
-                    .await?;
+                let inserted = insert_relay_rows(conn, &c).await?;
                 sqlx::query(
                     "DELETE FROM service_state
                      WHERE service_name = 'validator' AND state_type = 'checkpoint'
@@ -142,7 +136,7 @@ impl Brotr {
                 .bind(&c.urls)
                 .execute(&mut *conn)
                 .await?;
-                Ok(inserted.unwrap_or(0).max(0) as u64)
+                Ok(inserted)
             })
         })
         .await

@@ -130,7 +130,7 @@ async fn flush(
     if pending.relays.is_empty() && pending.cursors.is_empty() {
         return Ok(());
     }
-    let relays: Vec<Relay> = pending.relays.drain().map(|(_, r)| r).collect();
+    let relays: Vec<Relay> = std::mem::take(&mut pending.relays).into_values().collect();
     let mut cursors = Vec::with_capacity(pending.cursors.len());
     for (url, cursor) in pending.cursors.drain() {
         if cursor.should_write() {

@@ -43,7 +43,7 @@ pub fn relays_in_event(event: &Event, now: i64) -> Vec<Relay> {
         .collect()
 }
 
-/// Reads one relay's new events; returns them and the newest `(created_at, id)`.
+/// Reads one relay's events since `since`; returns them and whether `max_events` cut the window.
 async fn read_relay(
     connector: &Connector,
     relay: &Relay,

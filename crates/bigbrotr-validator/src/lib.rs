@@ -280,7 +280,7 @@ impl Validator {
             match verdict.outcome {
                 Ok((relay, evidence)) => {
                     tracing::debug!(relay = relay.url(), ?evidence, "relay_valid");
-                    valid.push(Relay::new(relay.url(), now)?);
+                    valid.push(relay);
                 }
                 Err(reason) => {
                     tracing::debug!(relay = %verdict.candidate.url, %reason, "relay_invalid");

@@ -10,7 +10,6 @@
 pub mod probe;
 mod transport;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +26,7 @@ use tokio::time::Instant;
 
 use crate::network::{NetworkError, NetworksConfig, ProxyUrl};
 pub use transport::MAX_MESSAGE_BYTES;
-use transport::{RelayTransport, TlsMode, error_chain};
+use transport::{RelayTransport, ResolveOverrides, TlsMode, error_chain};
 
 /// Why a relay could not be reached. Every variant is an ordinary, recorded failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,7 +60,7 @@ pub struct Connector {
     verified: TlsMode,
     insecure: TlsMode,
     extra_roots: Vec<CertificateDer<'static>>,
-    resolve: HashMap<String, SocketAddr>,
+    resolve: ResolveOverrides,
 }
 
 impl Connector {
@@ -75,7 +74,7 @@ impl Connector {
             verified: TlsMode::verified(&[]).map_err(tls)?,
             insecure: TlsMode::insecure().map_err(tls)?,
             extra_roots: Vec::new(),
-            resolve: HashMap::new(),
+            resolve: ResolveOverrides::default(),
         })
     }
 
@@ -101,7 +100,7 @@ impl Connector {
 
     /// Connects `host` to `addr` without DNS (like curl's `--resolve`), for direct connections.
     pub fn resolve(mut self, host: &str, addr: SocketAddr) -> Self {
-        self.resolve.insert(host.to_ascii_lowercase(), addr);
+        Arc::make_mut(&mut self.resolve).insert(host.to_ascii_lowercase(), addr);
         self
     }
 
@@ -171,7 +170,7 @@ impl Connector {
         }
         let transport = RelayTransport {
             tls: tls.clone(),
-            resolve: Arc::new(self.resolve.clone()),
+            resolve: self.resolve.clone(),
         };
         let options = ClientOptions::new()
             .automatic_authentication(self.keys.is_some())
