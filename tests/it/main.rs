@@ -22,6 +22,7 @@ mod schema;
 mod schema_objects;
 mod schema_roles;
 mod seeder;
+mod synchronizer;
 mod validator;
 mod views;
 mod views_relay;

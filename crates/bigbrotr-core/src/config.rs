@@ -257,3 +257,29 @@ impl Validate for bigbrotr_db::config::BrotrConfig {
 
 #[cfg(test)]
 mod tests;
+
+/// `keys:` — where a service finds its Nostr secret key (KeysConfig of the original).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeysConfig {
+    /// Environment variable holding the key (64 hex characters or `nsec1…`).
+    pub keys_env: String,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            keys_env: "NOSTR_PRIVATE_KEY".to_owned(),
+        }
+    }
+}
+
+impl KeysConfig {
+    /// The keys when the variable is set (an unparsable key is an error); `None` when unset.
+    pub fn load_optional(&self) -> anyhow::Result<Option<nostr::Keys>> {
+        match crate::secrets::from_env(&self.keys_env) {
+            Some(secret) => crate::secrets::parse_keys(&secret).map(Some),
+            None => Ok(None),
+        }
+    }
+}

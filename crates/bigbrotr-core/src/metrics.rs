@@ -161,6 +161,29 @@ impl Metrics {
         self.counters.get_or_create(&self.labels(name)).inc_by(by);
     }
 
+    /// Adds to `service_counter_total{name, <labels>}` (for breakdowns such as per-relay
+    /// rejections; keep label values bounded).
+    pub fn inc_labelled_counter(&self, name: &str, labels: &[(&str, &str)], by: u64) {
+        let mut all = self.labels(name);
+        all.extend(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        self.counters.get_or_create(&all).inc_by(by);
+    }
+
+    /// Reads `service_counter_total{name, <labels>}`.
+    pub fn labelled_counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let mut all = self.labels(name);
+        all.extend(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        self.counters.get_or_create(&all).get()
+    }
+
     /// Reads `service_counter_total{name}`.
     pub fn counter(&self, name: &str) -> u64 {
         self.counters.get_or_create(&self.labels(name)).get()

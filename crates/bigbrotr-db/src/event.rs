@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bigbrotr_models::event::Event;
 use bigbrotr_models::event_relay::EventRelay;
+use sqlx::PgConnection;
 use sqlx::types::Json;
 
 use crate::Brotr;
@@ -50,7 +51,7 @@ impl EventColumns {
 
 /// Column arrays of `event_relay_insert_cascade`.
 #[derive(Debug, Default)]
-struct CascadeColumns {
+pub(crate) struct CascadeColumns {
     events: EventColumns,
     relays: RelayColumns,
     seen_ats: Vec<i64>,
@@ -96,49 +97,81 @@ impl Brotr {
         if records.is_empty() {
             return Ok(0);
         }
-        let mut columns = CascadeColumns {
-            events: EventColumns::with_capacity(records.len()),
-            ..Default::default()
-        };
-        for record in records {
-            if cascade {
-                columns.events.push(&record.event);
-                columns.relays.push(&record.relay);
-            } else {
-                columns.events.ids.push(record.event.id().to_vec());
-                columns.relays.urls.push(record.relay.url().to_owned());
-            }
-            columns.seen_ats.push(record.seen_at);
+        if cascade {
+            let columns = Arc::new(CascadeColumns::from_records(records));
+            return self
+                .transact(TimeoutCategory::Batch, move |conn| {
+                    let c = columns.clone();
+                    Box::pin(async move { insert_cascade_rows(conn, &c).await })
+                })
+                .await;
         }
-        let columns = Arc::new(columns);
+        let mut ids = Vec::with_capacity(records.len());
+        let mut urls = Vec::with_capacity(records.len());
+        let mut seen_ats = Vec::with_capacity(records.len());
+        for record in records {
+            ids.push(record.event.id().to_vec());
+            urls.push(record.relay.url().to_owned());
+            seen_ats.push(record.seen_at);
+        }
+        let columns = Arc::new((ids, urls, seen_ats));
         self.transact(TimeoutCategory::Batch, move |conn| {
             let c = columns.clone();
             Box::pin(async move {
-                let query = if cascade {
-                    sqlx::query_scalar(
-                        "SELECT event_relay_insert_cascade($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    )
-                    .bind(&c.events.ids)
-                    .bind(&c.events.pubkeys)
-                    .bind(&c.events.created_ats)
-                    .bind(&c.events.kinds)
-                    .bind(&c.events.tags)
-                    .bind(&c.events.contents)
-                    .bind(&c.events.sigs)
-                    .bind(&c.relays.urls)
-                    .bind(&c.relays.networks)
-                    .bind(&c.relays.discovered_ats)
-                    .bind(&c.seen_ats)
-                } else {
-                    sqlx::query_scalar("SELECT event_relay_insert($1, $2, $3)")
-                        .bind(&c.events.ids)
-                        .bind(&c.relays.urls)
-                        .bind(&c.seen_ats)
-                };
-                let n: Option<i32> = query.persistent(false).fetch_one(&mut *conn).await?;
+                let n: Option<i32> = sqlx::query_scalar("SELECT event_relay_insert($1, $2, $3)")
+                    .persistent(false)
+                    .bind(&c.0)
+                    .bind(&c.1)
+                    .bind(&c.2)
+                    .fetch_one(&mut *conn)
+                    .await?;
                 Ok(n.unwrap_or(0).max(0) as u64)
             })
         })
         .await
     }
+}
+
+impl CascadeColumns {
+    /// The arrays of `records`.
+    pub(crate) fn from_records(records: &[EventRelay]) -> Self {
+        let mut columns = CascadeColumns {
+            events: EventColumns::with_capacity(records.len()),
+            ..Default::default()
+        };
+        for record in records {
+            columns.events.push(&record.event);
+            columns.relays.push(&record.relay);
+            columns.seen_ats.push(record.seen_at);
+        }
+        columns
+    }
+}
+
+/// `event_relay_insert_cascade` on the caller's transaction. Returns the junction rows inserted.
+pub(crate) async fn insert_cascade_rows(
+    conn: &mut PgConnection,
+    c: &CascadeColumns,
+) -> std::result::Result<u64, sqlx::Error> {
+    if c.seen_ats.is_empty() {
+        return Ok(0);
+    }
+    let n: Option<i32> = sqlx::query_scalar(
+        "SELECT event_relay_insert_cascade($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .persistent(false)
+    .bind(&c.events.ids)
+    .bind(&c.events.pubkeys)
+    .bind(&c.events.created_ats)
+    .bind(&c.events.kinds)
+    .bind(&c.events.tags)
+    .bind(&c.events.contents)
+    .bind(&c.events.sigs)
+    .bind(&c.relays.urls)
+    .bind(&c.relays.networks)
+    .bind(&c.relays.discovered_ats)
+    .bind(&c.seen_ats)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n.unwrap_or(0).max(0) as u64)
 }

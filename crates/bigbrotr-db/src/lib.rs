@@ -16,6 +16,7 @@ pub mod migrate;
 pub mod pool;
 pub mod relay;
 pub mod service_state;
+pub mod synchronizer;
 pub mod validator;
 
 mod brotr;

@@ -9,6 +9,7 @@
 
 pub mod relays;
 pub mod socks;
+pub mod tcp;
 
 use std::str::FromStr;
 
@@ -99,6 +100,32 @@ impl TestDb {
     /// A facade over the pool with `config`.
     pub fn brotr_with(&self, config: BrotrConfig) -> Brotr {
         Brotr::from_pool(self.pool.clone(), config)
+    }
+
+    /// Where the server listens, for a [`tcp::TcpProxy`] in front of it.
+    pub fn proxy_target(&self) -> tcp::ProxyTarget {
+        match self.options.get_socket() {
+            Some(dir) => {
+                tcp::ProxyTarget::Unix(dir.join(format!(".s.PGSQL.{}", self.options.get_port())))
+            }
+            None => {
+                let host = self.options.get_host();
+                let addr = format!("{host}:{}", self.options.get_port())
+                    .parse()
+                    .expect("the test server is reached by IP address or Unix socket");
+                tcp::ProxyTarget::Tcp(addr)
+            }
+        }
+    }
+
+    /// Connection options for this database through a proxy at `address`.
+    pub fn options_via(&self, address: std::net::SocketAddr) -> PgConnectOptions {
+        PgConnectOptions::new_without_pgpass()
+            .host(&address.ip().to_string())
+            .port(address.port())
+            .username(self.options.get_username())
+            .database(&self.name)
+            .disable_statement_logging()
     }
 
     /// A `brotr.yaml`-style configuration pointing at this database as the superuser (for code

@@ -1,6 +1,7 @@
 //! Relays for tests, all on 127.0.0.1: rust-nostr's in-process relay (with raised rate limits,
-//! optionally requiring NIP-42 AUTH), a TLS front with a certificate from a test CA, and hostile
-//! peers that never answer, drop the connection, send garbage or flood.
+//! optionally requiring NIP-42 AUTH, optionally seeded with events as given), a TLS front with a
+//! certificate from a test CA, a WebSocket middlebox that reorders, cuts or filters what a real
+//! relay says, and hostile peers that never answer, drop the connection, send garbage or flood.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +9,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use nostr_relay_builder::prelude::{
-    LocalRelay, RateLimit, RelayBuilder, RelayBuilderNip42, RelayBuilderNip42Mode,
+    Event, LocalRelay, MemoryDatabase, MemoryDatabaseOptions, NostrDatabase, RateLimit,
+    RelayBuilder, RelayBuilderNip42, RelayBuilderNip42Mode,
 };
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tokio::net::TcpListener;
@@ -43,6 +45,22 @@ impl TestRelay {
             mode: RelayBuilderNip42Mode::Both,
         };
         Self::with_builder(RelayBuilder::default().nip42(nip42)).await
+    }
+
+    /// A relay built from `builder` whose store holds `events` exactly as given: they are not
+    /// verified on the way in, so events with bad ids or signatures are served as stored.
+    pub async fn seeded(builder: RelayBuilder, events: &[Event]) -> Self {
+        let database = MemoryDatabase::with_opts(MemoryDatabaseOptions {
+            events: true,
+            max_events: None,
+        });
+        for event in events {
+            database
+                .save_event(event)
+                .await
+                .expect("seed the test relay");
+        }
+        Self::with_builder(builder.database(database)).await
     }
 
     /// A relay built from `builder` (address, port and rate limit are set here).
@@ -284,4 +302,185 @@ async fn serve_hostile(mut stream: tokio::net::TcpStream, hostility: Hostility) 
         }
         Hostility::SilentSocket | Hostility::NotHttp => {}
     }
+}
+
+/// How a [`Middlebox`] alters the conversation with the relay behind it.
+#[derive(Debug, Clone, Default)]
+pub struct MiddleboxOptions {
+    /// Deliver each subscription's stored events in the reverse of the relay's order (oldest
+    /// first), all before the EOSE.
+    pub reverse_stored_events: bool,
+    /// Close the first connection after forwarding this many EVENT messages.
+    pub cut_first_connection_after: Option<usize>,
+    /// Answer NEG-OPEN with a NOTICE instead of forwarding it, like a relay without NIP-77.
+    pub refuse_negentropy: bool,
+}
+
+/// A WebSocket proxy in front of a real relay; stops when dropped.
+#[derive(Debug)]
+pub struct Middlebox {
+    address: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+    stats: Arc<MiddleboxStats>,
+}
+
+/// What a middlebox saw.
+#[derive(Debug, Default)]
+pub struct MiddleboxStats {
+    /// Connections accepted.
+    pub connections: std::sync::atomic::AtomicUsize,
+    /// REQ messages forwarded.
+    pub requests: std::sync::atomic::AtomicUsize,
+    /// EVENT messages delivered.
+    pub events: std::sync::atomic::AtomicUsize,
+    /// NEG-OPEN messages refused.
+    pub negentropy_refused: std::sync::atomic::AtomicUsize,
+    /// Connections cut.
+    pub cuts: std::sync::atomic::AtomicUsize,
+}
+
+impl Middlebox {
+    /// Starts a middlebox in front of the relay at `backend` (plain WebSocket).
+    pub async fn start(backend: SocketAddr, options: MiddleboxOptions) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let stats = Arc::new(MiddleboxStats::default());
+        let shared = stats.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let first = shared
+                    .connections
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                    == 0;
+                tokio::spawn(middle(
+                    stream,
+                    backend,
+                    options.clone(),
+                    first,
+                    shared.clone(),
+                ));
+            }
+        });
+        Self {
+            address,
+            task,
+            stats,
+        }
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// What it saw so far.
+    pub fn stats(&self) -> &MiddleboxStats {
+        &self.stats
+    }
+}
+
+impl Drop for Middlebox {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn middle(
+    stream: tokio::net::TcpStream,
+    backend: SocketAddr,
+    options: MiddleboxOptions,
+    first: bool,
+    stats: Arc<MiddleboxStats>,
+) {
+    use std::collections::HashMap;
+    use std::sync::atomic::Ordering;
+    let Ok(client) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    let Ok((relay, _)) = tokio_tungstenite::connect_async(format!("ws://{backend}")).await else {
+        return;
+    };
+    let (mut client_tx, mut client_rx) = client.split();
+    let (mut relay_tx, mut relay_rx) = relay.split();
+    let (to_client, mut outbox) = tokio::sync::mpsc::channel::<Message>(1024);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = outbox.recv().await {
+            if client_tx.send(message).await.is_err() {
+                break;
+            }
+        }
+        let _ = client_tx.close().await;
+    });
+    let refuse = options.refuse_negentropy;
+    let upstream_stats = stats.clone();
+    let notices = to_client.clone();
+    let upstream = tokio::spawn(async move {
+        while let Some(Ok(message)) = client_rx.next().await {
+            if let Message::Text(text) = &message {
+                if refuse && text.starts_with("[\"NEG-OPEN\"") {
+                    upstream_stats
+                        .negentropy_refused
+                        .fetch_add(1, Ordering::SeqCst);
+                    let notice = Message::text("[\"NOTICE\",\"ERROR: bad msg: unknown cmd\"]");
+                    if notices.send(notice).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                if text.starts_with("[\"REQ\"") {
+                    upstream_stats.requests.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            if relay_tx.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut held: HashMap<String, Vec<Message>> = HashMap::new();
+    let mut delivered = 0_usize;
+    'relay: while let Some(Ok(message)) = relay_rx.next().await {
+        let mut out = vec![message.clone()];
+        if let Message::Text(text) = &message
+            && let Ok(serde_json::Value::Array(items)) =
+                serde_json::from_str::<serde_json::Value>(text)
+        {
+            let kind = items.first().and_then(|v| v.as_str()).unwrap_or_default();
+            let sub = items
+                .get(1)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            if options.reverse_stored_events && kind == "EVENT" {
+                held.entry(sub).or_default().push(message.clone());
+                continue;
+            }
+            if kind == "EOSE" {
+                let mut events = held.remove(&sub).unwrap_or_default();
+                events.reverse();
+                events.push(message.clone());
+                out = events;
+            }
+        }
+        for message in out {
+            let is_event = matches!(&message, Message::Text(t) if t.starts_with("[\"EVENT\""));
+            if is_event {
+                if first
+                    && options
+                        .cut_first_connection_after
+                        .is_some_and(|n| delivered >= n)
+                {
+                    stats.cuts.fetch_add(1, Ordering::SeqCst);
+                    break 'relay;
+                }
+                delivered += 1;
+                stats.events.fetch_add(1, Ordering::SeqCst);
+            }
+            if to_client.send(message).await.is_err() {
+                break 'relay;
+            }
+        }
+    }
+    upstream.abort();
+    drop(to_client);
+    let _ = writer.await;
 }

@@ -8,8 +8,10 @@
 //! nostr-sdk 0.45 stays small.
 
 pub mod probe;
+pub mod session;
 mod transport;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::network::{NetworkError, NetworksConfig, ProxyUrl};
+pub use session::Session;
 pub use transport::MAX_MESSAGE_BYTES;
 use transport::{RelayTransport, ResolveOverrides, TlsMode, error_chain};
 
@@ -132,6 +135,40 @@ impl Connector {
         relay: &Relay,
         budget: Duration,
     ) -> Result<RelayConnection, ConnectError> {
+        let (mut connection, insecure) = self
+            .with_tls_retry(relay, budget, |url, proxy, tls, deadline| {
+                self.attempt(url, proxy, tls, deadline)
+            })
+            .await?;
+        connection.insecure = insecure;
+        Ok(connection)
+    }
+
+    /// Opens a lean reading [`Session`] within the network's timeout, with the same network,
+    /// proxy, TLS and insecure-retry rules as [`Connector::connect`].
+    pub async fn open_session(&self, relay: &Relay) -> Result<Session, ConnectError> {
+        let budget = self.timeout(relay.network())?;
+        let (mut session, insecure) = self
+            .with_tls_retry(relay, budget, |url, proxy, tls, deadline| {
+                self.attempt_session(url, proxy, tls, deadline)
+            })
+            .await?;
+        session.set_insecure(insecure);
+        Ok(session)
+    }
+
+    /// Runs `attempt` with verified TLS and, for a clearnet certificate error with
+    /// `allow_insecure`, once more without verification. Returns whether the retry was needed.
+    async fn with_tls_retry<'a, T, F, Fut>(
+        &'a self,
+        relay: &Relay,
+        budget: Duration,
+        attempt: F,
+    ) -> Result<(T, bool), ConnectError>
+    where
+        F: Fn(RelayUrl, Option<SocketAddr>, &'a TlsMode, Instant) -> Fut,
+        Fut: Future<Output = Result<T, ConnectError>>,
+    {
         let deadline = Instant::now() + budget;
         let network = relay.network();
         let proxy = match self.networks.proxy_for(network)? {
@@ -140,7 +177,7 @@ impl Connector {
         };
         let url = RelayUrl::parse(relay.url())
             .map_err(|e| ConnectError::Url(relay.url().to_owned(), e.to_string()))?;
-        let first = self.attempt(&url, proxy, &self.verified, deadline).await;
+        let first = attempt(url.clone(), proxy, &self.verified, deadline).await;
         match first {
             Err(ConnectError::Connect(text))
                 if network == NetworkType::Clearnet && looks_like_certificate_error(&text) =>
@@ -149,17 +186,41 @@ impl Connector {
                     return Err(ConnectError::Certificate(text));
                 }
                 tracing::debug!(relay = relay.url(), error = %text, "tls_retry_insecure");
-                let mut connection = self.attempt(&url, proxy, &self.insecure, deadline).await?;
-                connection.insecure = true;
-                Ok(connection)
+                let value = attempt(url, proxy, &self.insecure, deadline).await?;
+                Ok((value, true))
             }
-            other => other,
+            other => other.map(|value| (value, false)),
+        }
+    }
+
+    async fn attempt_session(
+        &self,
+        url: RelayUrl,
+        proxy: Option<SocketAddr>,
+        tls: &TlsMode,
+        deadline: Instant,
+    ) -> Result<Session, ConnectError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(ConnectError::Timeout(Duration::ZERO));
+        }
+        let transport = RelayTransport {
+            tls: tls.clone(),
+            resolve: self.resolve.clone(),
+        };
+        let mode = proxy.map_or(ConnectionMode::Direct, ConnectionMode::Proxy);
+        let target = nostr_sdk::Url::parse(url.as_str())
+            .map_err(|e| ConnectError::Url(url.to_string(), e.to_string()))?;
+        match tokio::time::timeout(remaining, transport.open_stream(&target, &mode)).await {
+            Ok(Ok(socket)) => Ok(Session::new(socket, url, self.keys.clone())),
+            Ok(Err(error)) => Err(ConnectError::Connect(error_chain(&error))),
+            Err(_) => Err(ConnectError::Timeout(remaining)),
         }
     }
 
     async fn attempt(
         &self,
-        url: &RelayUrl,
+        url: RelayUrl,
         proxy: Option<SocketAddr>,
         tls: &TlsMode,
         deadline: Instant,

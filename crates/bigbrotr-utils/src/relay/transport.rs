@@ -135,6 +135,10 @@ impl ServerCertVerifier for NoCertificateCheck {
     }
 }
 
+/// A WebSocket over plain TCP or TLS, as the session reads it.
+pub(crate) type RawSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
 /// Static `host → address` overrides consulted before DNS.
 pub(crate) type ResolveOverrides = Arc<HashMap<String, SocketAddr>>;
 
@@ -196,6 +200,15 @@ impl RelayTransport {
     }
 
     async fn open(&self, url: &Url, mode: &ConnectionMode) -> Result<WebSocket, TransportError> {
+        Ok(WebSocket::Tokio(self.open_stream(url, mode).await?))
+    }
+
+    /// Opens the WebSocket (DNS or proxy, TCP, TLS, handshake) without a time limit of its own.
+    pub(crate) async fn open_stream(
+        &self,
+        url: &Url,
+        mode: &ConnectionMode,
+    ) -> Result<RawSocket, TransportError> {
         let tcp = self.tcp(url, mode).await?;
         let _ = tcp.set_nodelay(true);
         let connector = match url.scheme() {
@@ -213,7 +226,7 @@ impl RelayTransport {
         ))
         .await
         .map_err(|e| failure("websocket", error_chain(&e)))?;
-        Ok(WebSocket::Tokio(socket))
+        Ok(socket)
     }
 }
 

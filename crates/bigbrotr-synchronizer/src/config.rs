@@ -1,0 +1,339 @@
+//! `synchronizer.yaml`: filters, the time range, page and batch sizes, timeouts, per-relay
+//! overrides, with the original's ranges.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bigbrotr_core::config::{BaseServiceConfig, ConfigError, KeysConfig, Validate};
+use bigbrotr_models::relay::{Relay, parse_relay};
+use bigbrotr_utils::network::NetworksConfig;
+use nostr::{Filter, JsonUtil};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `synchronizer.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SynchronizerConfig {
+    /// The keys every service has.
+    #[serde(flatten)]
+    pub base: BaseServiceConfig,
+    /// `keys:` — the NIP-42 signer (optional: without it, AUTH relays are recorded as failed).
+    pub keys: KeysConfig,
+    /// `networks:`.
+    pub networks: NetworksConfig,
+    /// `processing:`.
+    pub processing: ProcessingConfig,
+    /// `timeouts:`.
+    pub timeouts: TimeoutsConfig,
+    /// `overrides:` — per-relay settings keyed by relay URL (beyond the original).
+    pub overrides: BTreeMap<String, RelayOverride>,
+}
+
+/// `processing:` — what is fetched and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProcessingConfig {
+    /// NIP-01 filters (`{}` = every event); `since`, `until` and `limit` are set per request.
+    pub filters: Vec<Value>,
+    /// Where a relay without a cursor starts (Unix seconds).
+    pub since: i64,
+    /// The end of the archive (Unix seconds; `null` = now).
+    pub until: Option<i64>,
+    /// The REQ `limit` (10–5000); relays may return fewer.
+    pub limit: u32,
+    /// Seconds the archive trails `until`/now (0–604800).
+    pub end_lag: i64,
+    /// Events per database write (100–10000).
+    pub batch_size: u32,
+    /// Retry a clearnet relay whose certificate is rejected without verification.
+    pub allow_insecure: bool,
+    /// Largest accepted event JSON in bytes (≥ 1024; `null` = no limit).
+    pub max_event_size: Option<u64>,
+}
+
+impl Default for ProcessingConfig {
+    fn default() -> Self {
+        Self {
+            filters: vec![Value::Object(serde_json::Map::new())],
+            since: 0,
+            until: None,
+            limit: 500,
+            end_lag: 86_400,
+            batch_size: 1000,
+            allow_insecure: false,
+            max_event_size: None,
+        }
+    }
+}
+
+/// `timeouts:`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TimeoutsConfig {
+    /// Seconds one request may take in total before the relay is abandoned (10–3600).
+    pub idle: f64,
+    /// Seconds the whole phase may take (60–86400).
+    pub max_duration: f64,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        Self {
+            idle: 300.0,
+            max_duration: 14_400.0,
+        }
+    }
+}
+
+/// One entry of `overrides:`; unset fields keep the global value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayOverride {
+    /// The REQ `limit` for this relay (10–5000).
+    pub limit: Option<u32>,
+    /// Seconds to wait for each message from this relay (1–120; default: the network's).
+    pub timeout: Option<f64>,
+    /// `timeouts.idle` for this relay (10–3600).
+    pub idle: Option<f64>,
+    /// The filters for this relay.
+    pub filters: Option<Vec<Value>>,
+}
+
+/// The settings one relay is archived with.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// Base filters (their since/until/limit are replaced per request).
+    pub filters: Vec<Filter>,
+    /// The REQ limit.
+    pub limit: usize,
+    /// Wait for each message (`None`: the network's timeout).
+    pub timeout: Option<Duration>,
+    /// Bound of one whole request.
+    pub idle: Duration,
+}
+
+/// Parses filter objects; the error names the key.
+pub fn parse_filters(filters: &[Value], key: &str) -> Result<Vec<Filter>, ConfigError> {
+    if filters.is_empty() {
+        return Err(ConfigError(format!("{key} must hold at least one filter")));
+    }
+    filters
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            if !value.is_object() {
+                return Err(ConfigError(format!("{key}[{i}] must be a mapping")));
+            }
+            Filter::from_json(value.to_string())
+                .map_err(|e| ConfigError(format!("{key}[{i}] is not a NIP-01 filter: {e}")))
+        })
+        .collect()
+}
+
+fn check_range(key: &str, value: f64, low: f64, high: f64) -> Result<(), ConfigError> {
+    if !value.is_finite() || value < low || value > high {
+        return Err(ConfigError(format!(
+            "{key} = {value} is out of range ({low}..={high})"
+        )));
+    }
+    Ok(())
+}
+
+impl SynchronizerConfig {
+    /// `end_time = (until or now) − end_lag`.
+    pub fn end_time(&self, now: i64) -> i64 {
+        self.processing.until.unwrap_or(now) - self.processing.end_lag
+    }
+
+    /// The settings of `relay`: the globals with its override applied.
+    pub fn settings_for(&self, relay: &Relay) -> Result<RelaySettings, ConfigError> {
+        let over = self.override_for(relay.url());
+        let filters = match over.and_then(|o| o.filters.as_ref()) {
+            Some(filters) => parse_filters(filters, &format!("overrides.{}.filters", relay.url()))?,
+            None => parse_filters(&self.processing.filters, "processing.filters")?,
+        };
+        Ok(RelaySettings {
+            filters,
+            limit: over.and_then(|o| o.limit).unwrap_or(self.processing.limit) as usize,
+            timeout: over.and_then(|o| o.timeout).map(Duration::from_secs_f64),
+            idle: Duration::from_secs_f64(over.and_then(|o| o.idle).unwrap_or(self.timeouts.idle)),
+        })
+    }
+
+    /// The override of `url`, matched after URL normalisation of the keys.
+    fn override_for(&self, url: &str) -> Option<&RelayOverride> {
+        self.overrides.iter().find_map(|(key, value)| {
+            let normalised = parse_relay(key, 0).map(|r| r.url().to_owned()).ok();
+            (normalised.as_deref() == Some(url)).then_some(value)
+        })
+    }
+}
+
+impl Validate for SynchronizerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.base.validate()?;
+        let p = &self.processing;
+        parse_filters(&p.filters, "processing.filters")?;
+        if !(10..=5000).contains(&p.limit) {
+            return Err(ConfigError(format!(
+                "processing.limit = {} is out of range (10..=5000)",
+                p.limit
+            )));
+        }
+        if !(0..=604_800).contains(&p.end_lag) {
+            return Err(ConfigError(format!(
+                "processing.end_lag = {} is out of range (0..=604800)",
+                p.end_lag
+            )));
+        }
+        if !(100..=10_000).contains(&p.batch_size) {
+            return Err(ConfigError(format!(
+                "processing.batch_size = {} is out of range (100..=10000)",
+                p.batch_size
+            )));
+        }
+        if p.since < 0 {
+            return Err(ConfigError(format!(
+                "processing.since = {} must not be negative",
+                p.since
+            )));
+        }
+        if let Some(size) = p.max_event_size
+            && size < 1024
+        {
+            return Err(ConfigError(format!(
+                "processing.max_event_size = {size} must be at least 1024 (or null)"
+            )));
+        }
+        if let Some(until) = p.until
+            && until - p.end_lag < p.since
+        {
+            return Err(ConfigError(format!(
+                "processing.until − processing.end_lag ({}) is before processing.since ({})",
+                until - p.end_lag,
+                p.since
+            )));
+        }
+        check_range("timeouts.idle", self.timeouts.idle, 10.0, 3600.0)?;
+        check_range(
+            "timeouts.max_duration",
+            self.timeouts.max_duration,
+            60.0,
+            86_400.0,
+        )?;
+        for (url, over) in &self.overrides {
+            let key = format!("overrides.{url}");
+            Relay::new(url, 0).map_err(|e| ConfigError(format!("{key}: not a relay URL: {e}")))?;
+            if let Some(limit) = over.limit
+                && !(10..=5000).contains(&limit)
+            {
+                return Err(ConfigError(format!(
+                    "{key}.limit = {limit} is out of range (10..=5000)"
+                )));
+            }
+            if let Some(timeout) = over.timeout {
+                check_range(&format!("{key}.timeout"), timeout, 1.0, 120.0)?;
+            }
+            if let Some(idle) = over.idle {
+                check_range(&format!("{key}.idle"), idle, 10.0, 3600.0)?;
+            }
+            if let Some(filters) = &over.filters {
+                parse_filters(filters, &format!("{key}.filters"))?;
+            }
+        }
+        self.networks
+            .validate()
+            .map_err(|e| ConfigError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(mutate: impl FnOnce(&mut SynchronizerConfig)) -> String {
+        let mut config = SynchronizerConfig::default();
+        mutate(&mut config);
+        config.validate().unwrap_err().0
+    }
+
+    #[test]
+    fn defaults_are_the_originals_and_valid() {
+        let config = SynchronizerConfig::default();
+        config.validate().unwrap();
+        assert_eq!(config.processing.limit, 500);
+        assert_eq!(config.processing.end_lag, 86_400);
+        assert_eq!(config.processing.batch_size, 1000);
+        assert_eq!(config.timeouts.idle, 300.0);
+        assert_eq!(config.timeouts.max_duration, 14_400.0);
+        assert_eq!(config.keys.keys_env, "NOSTR_PRIVATE_KEY");
+        assert_eq!(config.end_time(1_000_000), 1_000_000 - 86_400);
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_key() {
+        assert!(invalid(|c| c.processing.limit = 5).contains("processing.limit"));
+        assert!(invalid(|c| c.processing.end_lag = -1).contains("processing.end_lag"));
+        assert!(invalid(|c| c.processing.batch_size = 99).contains("processing.batch_size"));
+        assert!(invalid(|c| c.processing.max_event_size = Some(10)).contains("max_event_size"));
+        assert!(invalid(|c| c.timeouts.idle = 5.0).contains("timeouts.idle"));
+        assert!(invalid(|c| c.processing.filters = vec![]).contains("processing.filters"));
+        assert!(
+            invalid(|c| c.processing.filters = vec![serde_json::json!({"kinds": "x"})])
+                .contains("processing.filters[0]")
+        );
+        assert!(
+            invalid(|c| {
+                c.processing.since = 1000;
+                c.processing.until = Some(2000);
+                c.processing.end_lag = 1500;
+            })
+            .contains("before processing.since")
+        );
+        assert!(
+            invalid(|c| {
+                c.overrides.insert(
+                    "wss://relay.example.com".into(),
+                    RelayOverride {
+                        limit: Some(1),
+                        ..RelayOverride::default()
+                    },
+                );
+            })
+            .contains("overrides.wss://relay.example.com.limit")
+        );
+        assert!(
+            invalid(|c| {
+                c.overrides
+                    .insert("not a url".into(), RelayOverride::default());
+            })
+            .contains("not a relay URL")
+        );
+    }
+
+    #[test]
+    fn overrides_apply_to_their_relay_only_after_url_normalisation() {
+        let mut config = SynchronizerConfig::default();
+        config.overrides.insert(
+            "WSS://Relay.Example.com:443/".into(),
+            RelayOverride {
+                limit: Some(100),
+                timeout: Some(20.0),
+                filters: Some(vec![serde_json::json!({"kinds": [1]})]),
+                ..RelayOverride::default()
+            },
+        );
+        let special = Relay::new("wss://relay.example.com", 0).unwrap();
+        let other = Relay::new("wss://other.example.com", 0).unwrap();
+        let s = config.settings_for(&special).unwrap();
+        assert_eq!(s.limit, 100);
+        assert_eq!(s.timeout, Some(Duration::from_secs(20)));
+        assert_eq!(s.filters.len(), 1);
+        assert!(s.filters[0].kinds.is_some());
+        let o = config.settings_for(&other).unwrap();
+        assert_eq!(o.limit, 500);
+        assert_eq!(o.timeout, None);
+        assert!(o.filters[0].kinds.is_none());
+    }
+}

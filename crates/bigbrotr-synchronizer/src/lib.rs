@@ -1,0 +1,382 @@
+//! The synchronizer: archives the events of every relay of the enabled networks into `event` /
+//! `event_relay`, complete, verified and resumable.
+//!
+//! Each cycle archives `[cursor, end_time]` of every relay, where `end_time = (until or now) −
+//! end_lag` and a relay without a cursor starts at `processing.since`. Relay tasks (at most
+//! `networks.<net>.max_tasks` per network) walk their relay in windows ([`walk`]) over a lean
+//! NIP-01 session, hand each page to the blocking pool for verification ([`verify`]) and pass
+//! it on through a bounded channel to the one database writer ([`writer`]), which writes events
+//! of all relays in batches and stores each window's cursor in the same transaction as (or
+//! after) the window's events.
+
+pub mod config;
+pub mod verify;
+pub mod walk;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bigbrotr_core::clock;
+use bigbrotr_core::config::BaseServiceConfig;
+use bigbrotr_core::runner::{Context, Daemon};
+use bigbrotr_models::relay::{NetworkType, Relay};
+use bigbrotr_models::service_state::{Cursor, ServiceName};
+use bigbrotr_utils::network::NetworkSemaphores;
+use bigbrotr_utils::relay::Connector;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::config::RelaySettings;
+pub use crate::config::SynchronizerConfig;
+use crate::verify::Rejections;
+use crate::walk::{Walk, WalkError, WalkLimits, WalkStats};
+use crate::writer::{Message, WriterReport};
+
+/// Messages (pages or window ends) queued between the relay tasks and the writer at most.
+pub const CHANNEL_CAPACITY: usize = 64;
+
+/// How often the writer commits finished windows even when its batch is not full.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// One relay to archive in this cycle.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The relay.
+    pub relay: Relay,
+    /// First second to archive.
+    pub start: i64,
+    /// Whether the relay had a cursor.
+    pub resumed: bool,
+}
+
+/// The result of one relay task.
+#[derive(Debug, Clone)]
+pub struct RelayOutcome {
+    /// The relay URL.
+    pub url: String,
+    /// What the walk did.
+    pub stats: WalkStats,
+    /// Why it stopped early, if it did.
+    pub error: Option<String>,
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Default)]
+pub struct CycleReport {
+    /// `end_time` of the cycle.
+    pub end_time: i64,
+    /// Relays with something to archive.
+    pub planned: u64,
+    /// Relays archived up to `end_time`.
+    pub completed: u64,
+    /// Relays that failed or stopped early.
+    pub failed: u64,
+    /// Requests sent.
+    pub requests: u64,
+    /// Saturated seconds, and those left unresolved (no NIP-77).
+    pub saturated_seconds: u64,
+    /// Saturated seconds the relay could not list.
+    pub unresolved_seconds: u64,
+    /// Events dropped, summed over relays.
+    pub rejections: Rejections,
+    /// The writer's figures.
+    pub writer: WriterReport,
+    /// Per relay.
+    pub relays: Vec<RelayOutcome>,
+}
+
+/// The synchronizer daemon.
+#[derive(Debug)]
+pub struct Synchronizer {
+    config: SynchronizerConfig,
+    connector: Connector,
+    semaphores: NetworkSemaphores,
+}
+
+impl Synchronizer {
+    /// A synchronizer with `config`, reading through `connector` (whose networks and keys should
+    /// be the configuration's).
+    pub fn new(config: SynchronizerConfig, connector: Connector) -> Self {
+        let semaphores = NetworkSemaphores::new(&config.networks);
+        Self {
+            config,
+            connector,
+            semaphores,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SynchronizerConfig {
+        &self.config
+    }
+
+    /// Deletes cursors of relays that no longer exist.
+    pub async fn cleanup_cursors(&self, ctx: &Context) -> anyhow::Result<u64> {
+        let deleted = ctx.brotr.delete_stale_sync_cursors().await?;
+        if deleted > 0 {
+            tracing::info!(deleted, "stale_cursors_deleted");
+        }
+        Ok(deleted)
+    }
+
+    /// The relays to archive up to `end_time`, those without a cursor first, then by cursor.
+    pub async fn plan(&self, ctx: &Context, end_time: i64) -> anyhow::Result<Vec<Plan>> {
+        let networks = self.config.networks.enabled();
+        let targets = ctx.brotr.sync_targets(&networks).await?;
+        let mut plans: Vec<Plan> = targets
+            .into_iter()
+            .map(|target| {
+                let cursor = target.cursor.as_ref().and_then(|value| {
+                    Cursor::from_value(value)
+                        .inspect_err(|e| {
+                            tracing::warn!(relay = target.relay.url(), error = %e, "cursor_unreadable");
+                        })
+                        .ok()
+                });
+                match cursor {
+                    Some(cursor) => Plan {
+                        relay: target.relay,
+                        start: walk::resume_from(&cursor).max(0),
+                        resumed: true,
+                    },
+                    None => Plan {
+                        relay: target.relay,
+                        start: self.config.processing.since,
+                        resumed: false,
+                    },
+                }
+            })
+            .filter(|plan| plan.start <= end_time)
+            .collect();
+        plans.sort_by_key(|plan| (plan.resumed, plan.start));
+        Ok(plans)
+    }
+
+    /// One archive pass over every relay.
+    pub async fn synchronize(&self, ctx: &Context) -> anyhow::Result<CycleReport> {
+        let end_time = self.config.end_time(clock::now());
+        let plans = self.plan(ctx, end_time).await?;
+        let mut report = CycleReport {
+            end_time,
+            planned: plans.len() as u64,
+            ..CycleReport::default()
+        };
+        ctx.metrics.set_gauge("relays_planned", plans.len() as f64);
+        tracing::info!(relays = plans.len(), end_time, "sync_started");
+        let deadline = Instant::now() + Duration::from_secs_f64(self.config.timeouts.max_duration);
+
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let batch_size = self.config.processing.batch_size as usize;
+        let writer = tokio::spawn(writer::run(ctx.brotr.clone(), rx, batch_size, FLUSH_EVERY));
+
+        // One queue per network, each with its own concurrency, so a slow overlay never holds
+        // clearnet relays back.
+        let mut by_network: HashMap<NetworkType, Vec<Plan>> = HashMap::new();
+        for plan in plans {
+            by_network
+                .entry(plan.relay.network())
+                .or_default()
+                .push(plan);
+        }
+        let mut tasks = JoinSet::new();
+        let mut queues: HashMap<NetworkType, std::vec::IntoIter<Plan>> = by_network
+            .into_iter()
+            .map(|(network, plans)| (network, plans.into_iter()))
+            .collect();
+        let mut running: HashMap<NetworkType, usize> = HashMap::new();
+        loop {
+            for (network, queue) in queues.iter_mut() {
+                let capacity = self
+                    .config
+                    .networks
+                    .get(*network)
+                    .map_or(1, |c| c.max_tasks.max(1) as usize);
+                let busy = running.entry(*network).or_default();
+                while *busy < capacity && !ctx.is_stopping() && Instant::now() < deadline {
+                    let Some(plan) = queue.next() else { break };
+                    *busy += 1;
+                    tasks.spawn(self.relay_task(ctx, plan, end_time, deadline, tx.clone()));
+                }
+            }
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
+            match joined {
+                Ok((network, outcome)) => {
+                    *running.entry(network).or_default() -= 1;
+                    report.relays.push(outcome);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "relay_task_panicked");
+                }
+            }
+        }
+        drop(tx);
+        let writer_report = writer.await??;
+
+        for outcome in &report.relays {
+            report.requests += outcome.stats.requests;
+            report.saturated_seconds += outcome.stats.saturated_seconds;
+            report.unresolved_seconds += outcome.stats.unresolved_seconds;
+            if outcome.error.is_none() {
+                report.completed += 1;
+            } else {
+                report.failed += 1;
+            }
+        }
+        for (url, tally) in &writer_report.relays {
+            report.rejections.add(&tally.rejections);
+            if tally.rejections.total() > 0 {
+                let r = &tally.rejections;
+                tracing::warn!(
+                    relay = url.as_str(),
+                    malformed = r.malformed,
+                    oversized = r.oversized,
+                    mismatched = r.mismatched,
+                    invalid_id = r.invalid_id,
+                    invalid_signature = r.invalid_signature,
+                    unstorable = r.unstorable,
+                    "events_rejected"
+                );
+                for (reason, count) in r.by_reason() {
+                    if count > 0 {
+                        ctx.metrics.inc_labelled_counter(
+                            "events_rejected",
+                            &[("relay", url.as_str()), ("reason", reason)],
+                            count,
+                        );
+                    }
+                }
+            }
+        }
+        report.writer = writer_report;
+        self.record_metrics(ctx, &report);
+        tracing::info!(
+            relays = report.planned,
+            completed = report.completed,
+            failed = report.failed,
+            events = report.writer.written,
+            inserted = report.writer.inserted,
+            rejected = report.rejections.total(),
+            requests = report.requests,
+            saturated_seconds = report.saturated_seconds,
+            unresolved_seconds = report.unresolved_seconds,
+            "sync_completed"
+        );
+        Ok(report)
+    }
+
+    fn record_metrics(&self, ctx: &Context, report: &CycleReport) {
+        let m = &ctx.metrics;
+        m.set_gauge("relays_completed", report.completed as f64);
+        m.set_gauge("relays_failed", report.failed as f64);
+        m.inc_counter("events_written", report.writer.written);
+        m.inc_counter("events_inserted", report.writer.inserted);
+        m.inc_counter("requests", report.requests);
+        m.inc_counter("saturated_seconds", report.saturated_seconds);
+        m.inc_counter("unresolved_seconds", report.unresolved_seconds);
+        for (reason, count) in report.rejections.by_reason() {
+            m.inc_counter(&format!("events_rejected_{reason}"), count);
+        }
+    }
+
+    /// Archives one relay under its network's concurrency; never fails the cycle.
+    fn relay_task(
+        &self,
+        ctx: &Context,
+        plan: Plan,
+        end_time: i64,
+        deadline: Instant,
+        tx: mpsc::Sender<Message>,
+    ) -> impl Future<Output = (NetworkType, RelayOutcome)> + Send + 'static {
+        let connector = self.connector.clone();
+        let semaphores = self.semaphores.clone();
+        let settings = self.config.settings_for(&plan.relay);
+        let max_event_size = self.config.processing.max_event_size;
+        let shutdown = ctx.shutdown.clone();
+        async move {
+            let network = plan.relay.network();
+            let url = plan.relay.url().to_owned();
+            let mut outcome = RelayOutcome {
+                url: url.clone(),
+                stats: WalkStats::default(),
+                error: None,
+            };
+            let result = async {
+                let settings: RelaySettings = settings.map_err(|e| e.to_string())?;
+                let _permit = semaphores
+                    .acquire(network)
+                    .await
+                    .ok_or_else(|| format!("network {network} is not operational"))?;
+                if shutdown.is_cancelled() {
+                    return Err("stopped before the start".to_owned());
+                }
+                let wait = match settings.timeout {
+                    Some(wait) => wait,
+                    None => connector.timeout(network).map_err(|e| e.to_string())?,
+                };
+                let mut session = connector
+                    .open_session(&plan.relay)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let limits = WalkLimits {
+                    wait,
+                    max_event_size,
+                    deadline,
+                    shutdown,
+                };
+                let mut walk = Walk::new(&mut session, plan.relay.clone(), settings, limits, tx);
+                let result = walk.run(plan.start, end_time).await;
+                outcome.stats = walk.stats;
+                session.close().await;
+                result.map_err(|e: WalkError| e.to_string())
+            }
+            .await;
+            if let Err(error) = result {
+                tracing::info!(relay = url.as_str(), error = %error, windows = outcome.stats.windows, "relay_sync_failed");
+                outcome.error = Some(error);
+            } else {
+                tracing::debug!(
+                    relay = url.as_str(),
+                    requests = outcome.stats.requests,
+                    windows = outcome.stats.windows,
+                    "relay_synced"
+                );
+            }
+            (network, outcome)
+        }
+    }
+}
+
+impl Daemon for Synchronizer {
+    const NAME: ServiceName = ServiceName::Synchronizer;
+    type Config = SynchronizerConfig;
+
+    fn base(config: &SynchronizerConfig) -> &BaseServiceConfig {
+        &config.base
+    }
+
+    async fn build(config: SynchronizerConfig, _ctx: &Context) -> anyhow::Result<Self> {
+        let keys = config.keys.load_optional()?;
+        if keys.is_none() {
+            tracing::warn!(
+                keys_env = config.keys.keys_env.as_str(),
+                "no_keys: relays that require NIP-42 AUTH will be recorded as failed"
+            );
+        }
+        let connector = Connector::new(config.networks.clone())?
+            .with_keys(keys)
+            .allow_insecure(config.processing.allow_insecure);
+        Ok(Self::new(config, connector))
+    }
+
+    async fn cleanup(&mut self, ctx: &Context) -> anyhow::Result<()> {
+        self.cleanup_cursors(ctx).await.map(|_| ())
+    }
+
+    async fn run(&mut self, ctx: &Context) -> anyhow::Result<()> {
+        self.synchronize(ctx).await.map(|_| ())
+    }
+}

@@ -1,0 +1,394 @@
+//! The archive walk of one relay: ascending windows, each read newest-first in pages, each
+//! committed with its cursor once complete. How completeness is reached:
+//!
+//! - NIP-01 says a REQ with `limit: n` returns the newest `n` matching events. A page of `c`
+//!   events whose oldest is at second `m` therefore holds **every** event of `(m, u]`; only
+//!   second `m` may be cut. The next page asks for `until = m`.
+//! - A relay may clamp `limit` silently. The walk learns the relay's page size `P` (per filter)
+//!   as the largest page it has returned: a page with fewer than `P` events cannot have been cut,
+//!   so its window is complete without a confirming empty request.
+//! - A full page whose events all share one second `m` means `m` holds at least `P` events: the
+//!   ids of that second are listed with NIP-77 negentropy, which no `limit` applies to, and the
+//!   missing ones fetched by id. A relay without NIP-77 leaves such a second possibly incomplete;
+//!   it is counted (`unresolved_seconds`) and logged.
+//! - A window is committed (its cursor `(W, "ff…ff")` sent to the writer after its events) only
+//!   when every filter's descent reached its floor. A window whose descent goes deeper than
+//!   [`MAX_WINDOW_PAGES`] is abandoned uncommitted and retried narrower, so a crash re-fetches at
+//!   most one window. Widths adapt: they double after a window of at most one page and halve
+//!   after one of eight or more.
+//!
+//! Wire order does not matter (pages are collected to EOSE), duplicates are ignored, and every
+//! request is bounded in time (`wait` per message, `idle` per request) and size.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use bigbrotr_core::clock;
+use bigbrotr_models::relay::Relay;
+use bigbrotr_models::service_state::{Cursor, ServiceName, ServiceState};
+use bigbrotr_utils::relay::Session;
+use bigbrotr_utils::relay::session::SessionError;
+use nostr::{EventId, Filter, Timestamp};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RelaySettings;
+use crate::verify::verify_page;
+use crate::writer::Message;
+
+/// Pages one window may take before it is abandoned and retried narrower.
+pub const MAX_WINDOW_PAGES: u32 = 16;
+
+/// The cursor id meaning "every event up to and including `timestamp` is archived". Readers
+/// that resume inclusively at `timestamp` (the original) re-read one second; this daemon
+/// resumes at `timestamp + 1`.
+pub const WINDOW_DONE_ID: &str = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+
+/// Most ids one second may list through negentropy.
+const MAX_SECOND_IDS: usize = 1_000_000;
+
+/// Where the walk of a relay with `cursor` starts: after a completed window, the next second;
+/// after an event cursor (as the original writes), that event's second again.
+pub fn resume_from(cursor: &Cursor) -> i64 {
+    if cursor.id == WINDOW_DONE_ID {
+        cursor.timestamp.saturating_add(1)
+    } else {
+        cursor.timestamp
+    }
+}
+
+/// What one relay's walk did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalkStats {
+    /// REQ and NEG-OPEN requests sent.
+    pub requests: u64,
+    /// Events received (before verification, duplicates removed per page).
+    pub received: u64,
+    /// Windows committed.
+    pub windows: u64,
+    /// Windows abandoned for being too deep.
+    pub abandoned_windows: u64,
+    /// Seconds holding at least a full page of events.
+    pub saturated_seconds: u64,
+    /// Saturated seconds the relay could not list (no NIP-77).
+    pub unresolved_seconds: u64,
+    /// The end of the last committed window.
+    pub committed_until: Option<i64>,
+}
+
+/// Why a walk ended before its end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WalkError {
+    /// The relay failed (timeout, disconnect, refusal, flood).
+    #[error(transparent)]
+    Relay(#[from] SessionError),
+    /// A request took longer than `idle`.
+    #[error("request took longer than {0:?}")]
+    Idle(Duration),
+    /// Shutdown was requested or the phase's `max_duration` passed.
+    #[error("stopped before the end ({0})")]
+    Stopped(&'static str),
+    /// The writer is gone (database failure).
+    #[error("the database writer stopped")]
+    WriterGone,
+}
+
+/// The limits of a walk.
+#[derive(Debug, Clone)]
+pub struct WalkLimits {
+    /// Wait for each message.
+    pub wait: Duration,
+    /// Largest accepted event JSON.
+    pub max_event_size: Option<u64>,
+    /// End of the phase.
+    pub deadline: Instant,
+    /// Shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// The shape of a page, for the window logic: unique in-range events.
+struct PageShape {
+    count: usize,
+    oldest: Option<i64>,
+    newest: Option<i64>,
+    ids_at_oldest: HashSet<EventId>,
+}
+
+enum Descent {
+    Complete { pages: u32 },
+    TooDeep { reached: i64 },
+}
+
+/// One relay being archived.
+pub struct Walk<'a> {
+    session: &'a mut Session,
+    relay: Relay,
+    settings: RelaySettings,
+    limits: WalkLimits,
+    tx: mpsc::Sender<Message>,
+    page_size: Vec<usize>,
+    /// The statistics so far (also meaningful after an error).
+    pub stats: WalkStats,
+}
+
+impl<'a> Walk<'a> {
+    /// A walk over an open session.
+    pub(crate) fn new(
+        session: &'a mut Session,
+        relay: Relay,
+        settings: RelaySettings,
+        limits: WalkLimits,
+        tx: mpsc::Sender<Message>,
+    ) -> Self {
+        let filters = settings.filters.len();
+        Self {
+            session,
+            relay,
+            settings,
+            limits,
+            tx,
+            page_size: vec![0; filters],
+            stats: WalkStats::default(),
+        }
+    }
+
+    fn check_stop(&self) -> Result<(), WalkError> {
+        if self.limits.shutdown.is_cancelled() {
+            return Err(WalkError::Stopped("shutdown"));
+        }
+        if Instant::now() >= self.limits.deadline {
+            return Err(WalkError::Stopped("max_duration"));
+        }
+        Ok(())
+    }
+
+    /// Archives `[start, end]`.
+    pub async fn run(&mut self, start: i64, end: i64) -> Result<(), WalkError> {
+        let mut since = start.max(0);
+        let mut width = end.saturating_sub(since).saturating_add(1).max(1);
+        while since <= end {
+            self.check_stop()?;
+            let window_end = end.min(since.saturating_add(width - 1));
+            let mut most_pages = 0;
+            let mut too_deep = None;
+            for index in 0..self.settings.filters.len() {
+                match self.descend(index, since, window_end).await? {
+                    Descent::Complete { pages } => most_pages = most_pages.max(pages),
+                    Descent::TooDeep { reached } => {
+                        too_deep = Some(reached);
+                        break;
+                    }
+                }
+            }
+            if let Some(reached) = too_deep {
+                self.stats.abandoned_windows += 1;
+                width = ((window_end - reached) / 4).max(1);
+                tracing::debug!(
+                    relay = self.relay.url(),
+                    since,
+                    window_end,
+                    width,
+                    "window_abandoned"
+                );
+                continue;
+            }
+            let cursor = Cursor::new(window_end, WINDOW_DONE_ID).expect("a valid cursor id");
+            let state = ServiceState::cursor(ServiceName::Synchronizer, self.relay.url(), &cursor)
+                .expect("a sanitised relay URL is a valid state key");
+            self.tx
+                .send(Message::WindowDone(state))
+                .await
+                .map_err(|_| WalkError::WriterGone)?;
+            self.stats.windows += 1;
+            self.stats.committed_until = Some(window_end);
+            if most_pages <= 1 {
+                width = width.saturating_mul(2);
+            } else if most_pages >= 8 {
+                width = (width / 2).max(1);
+            }
+            since = window_end.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    /// Reads `[since, until]` for filter `index`, newest first.
+    async fn descend(
+        &mut self,
+        index: usize,
+        since: i64,
+        until: i64,
+    ) -> Result<Descent, WalkError> {
+        let mut upper = until;
+        let mut pages = 0;
+        loop {
+            self.check_stop()?;
+            let limit = self.settings.limit;
+            let filter = self.window_filter(index, since, upper).limit(limit);
+            let shape = self.fetch(&filter, since, upper, limit).await?;
+            pages += 1;
+            let (Some(oldest), Some(newest)) = (shape.oldest, shape.newest) else {
+                return Ok(Descent::Complete { pages });
+            };
+            let known = &mut self.page_size[index];
+            let full = shape.count >= *known;
+            *known = (*known).max(shape.count);
+            if !full {
+                return Ok(Descent::Complete { pages });
+            }
+            if oldest == newest {
+                self.resolve_second(index, oldest, &shape.ids_at_oldest)
+                    .await?;
+                if oldest <= since {
+                    return Ok(Descent::Complete { pages });
+                }
+                upper = oldest - 1;
+            } else {
+                upper = oldest;
+            }
+            if pages >= MAX_WINDOW_PAGES {
+                return Ok(Descent::TooDeep { reached: upper });
+            }
+        }
+    }
+
+    /// Filter `index` restricted to `[since, until]`, without a limit.
+    fn window_filter(&self, index: usize, since: i64, until: i64) -> Filter {
+        let mut filter = self.settings.filters[index].clone();
+        filter.limit = None;
+        filter
+            .since(Timestamp::from(since.max(0) as u64))
+            .until(Timestamp::from(until.max(0) as u64))
+    }
+
+    /// Lists the ids of saturated second `second` with NIP-77 and fetches the ones the page did
+    /// not carry.
+    async fn resolve_second(
+        &mut self,
+        index: usize,
+        second: i64,
+        have: &HashSet<EventId>,
+    ) -> Result<(), WalkError> {
+        self.stats.saturated_seconds += 1;
+        let filter = self.window_filter(index, second, second);
+        self.stats.requests += 1;
+        let listed = bounded(
+            self.settings.idle,
+            self.session
+                .negentropy_ids(&filter, self.limits.wait, MAX_SECOND_IDS),
+        )
+        .await?;
+        let Some(ids) = listed else {
+            self.stats.unresolved_seconds += 1;
+            tracing::warn!(
+                relay = self.relay.url(),
+                second,
+                "saturated_second_unresolved: the relay holds a full page in one second and does not support NIP-77; events beyond its page may be missing"
+            );
+            return Ok(());
+        };
+        let missing: Vec<EventId> = ids
+            .into_iter()
+            .map(EventId::from_byte_array)
+            .filter(|id| !have.contains(id))
+            .collect();
+        let chunk = self.page_size[index].clamp(1, self.settings.limit.max(1));
+        for ids in missing.chunks(chunk) {
+            self.check_stop()?;
+            let mut by_id = filter.clone();
+            by_id.ids = Some(ids.iter().copied().collect());
+            let by_id = by_id.limit(ids.len());
+            self.fetch(&by_id, second, second, ids.len()).await?;
+        }
+        Ok(())
+    }
+
+    /// One REQ: collects the page, hands it to verification and the writer, and returns its
+    /// shape (unique events inside `[since, until]`).
+    async fn fetch(
+        &mut self,
+        filter: &Filter,
+        since: i64,
+        until: i64,
+        limit: usize,
+    ) -> Result<PageShape, WalkError> {
+        self.stats.requests += 1;
+        let max_events = limit.saturating_mul(2).saturating_add(100);
+        let response = bounded(
+            self.settings.idle,
+            self.session.query(filter, self.limits.wait, max_events),
+        )
+        .await?;
+        let mut seen = HashSet::with_capacity(response.events.len());
+        let mut received = Vec::with_capacity(response.events.len());
+        let mut shape = PageShape {
+            count: 0,
+            oldest: None,
+            newest: None,
+            ids_at_oldest: HashSet::new(),
+        };
+        for item in response.events {
+            if !seen.insert(item.event.id) {
+                continue;
+            }
+            let created_at = item.event.created_at.as_secs() as i64;
+            if (since..=until).contains(&created_at) {
+                shape.count += 1;
+                shape.newest = Some(shape.newest.map_or(created_at, |n| n.max(created_at)));
+                match shape.oldest {
+                    Some(oldest) if created_at > oldest => {}
+                    Some(oldest) if created_at == oldest => {
+                        shape.ids_at_oldest.insert(item.event.id);
+                    }
+                    _ => {
+                        shape.oldest = Some(created_at);
+                        shape.ids_at_oldest.clear();
+                        shape.ids_at_oldest.insert(item.event.id);
+                    }
+                }
+            }
+            received.push(item);
+        }
+        self.stats.received += received.len() as u64;
+        let check = filter.clone();
+        let max_event_size = self.limits.max_event_size;
+        let malformed = response.malformed as u64;
+        let verified = tokio::task::spawn_blocking(move || {
+            verify_page(received, &check, max_event_size, malformed)
+        });
+        self.tx
+            .send(Message::Page {
+                relay: self.relay.clone(),
+                seen_at: clock::now(),
+                verified,
+            })
+            .await
+            .map_err(|_| WalkError::WriterGone)?;
+        Ok(shape)
+    }
+}
+
+/// Runs one request within `idle`.
+async fn bounded<T>(
+    idle: Duration,
+    request: impl Future<Output = Result<T, SessionError>>,
+) -> Result<T, WalkError> {
+    match tokio::time::timeout(idle, request).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(WalkError::Idle(idle)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_cursors_resume_after_their_second_and_event_cursors_at_it() {
+        let done = Cursor::new(1000, WINDOW_DONE_ID).unwrap();
+        assert_eq!(resume_from(&done), 1001);
+        // A cursor the original wrote: the second may hold more events, so it is read again.
+        let event = Cursor::new(1000, &"ab".repeat(32)).unwrap();
+        assert_eq!(resume_from(&event), 1000);
+    }
+}

@@ -1,0 +1,134 @@
+//! The database writer: the one consumer of every relay task. It buffers verified events across
+//! relays, writes them `batch_size` at a time through `event_relay_insert_cascade`, and upserts
+//! each finished window's cursor in the same transaction as (or after) the events the window
+//! produced, so a stored cursor never runs ahead of the archive.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bigbrotr_db::Brotr;
+use bigbrotr_models::event::Event;
+use bigbrotr_models::event_relay::EventRelay;
+use bigbrotr_models::relay::Relay;
+use bigbrotr_models::service_state::ServiceState;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::verify::Rejections;
+
+/// What relay tasks send to the writer; per relay, in the order things happened.
+#[derive(Debug)]
+pub(crate) enum Message {
+    /// A page being verified on the blocking pool.
+    Page {
+        /// Where it came from.
+        relay: Relay,
+        /// When it was received (Unix seconds).
+        seen_at: i64,
+        /// The verification job.
+        verified: JoinHandle<(Vec<Event>, Rejections)>,
+    },
+    /// A window is complete: its cursor may be stored once the events before it are.
+    WindowDone(ServiceState),
+}
+
+/// What one relay contributed in this cycle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayTally {
+    /// Events that passed verification.
+    pub valid: u64,
+    /// Events dropped.
+    pub rejections: Rejections,
+}
+
+/// What the writer did.
+#[derive(Debug, Clone, Default)]
+pub struct WriterReport {
+    /// Sightings inserted (new `event_relay` rows).
+    pub inserted: u64,
+    /// Verified events handed to the database (duplicates included).
+    pub written: u64,
+    /// Cursors stored.
+    pub cursors: u64,
+    /// Transactions committed.
+    pub flushes: u64,
+    /// Per relay URL.
+    pub relays: HashMap<String, RelayTally>,
+}
+
+/// Runs until every sender is dropped, then writes what is left. On a database error it
+/// returns at once: nothing of the failed transaction is stored, neither events nor cursors.
+pub(crate) async fn run(
+    brotr: Brotr,
+    mut rx: mpsc::Receiver<Message>,
+    batch_size: usize,
+    flush_every: Duration,
+) -> Result<WriterReport, bigbrotr_db::DbError> {
+    let mut report = WriterReport::default();
+    let mut buffer: Vec<EventRelay> = Vec::with_capacity(batch_size * 2);
+    let mut cursors: Vec<ServiceState> = Vec::new();
+    let mut ticker = tokio::time::interval(flush_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        let message = tokio::select! {
+            message = rx.recv() => message,
+            _ = ticker.tick() => {
+                if !cursors.is_empty() || !buffer.is_empty() {
+                    flush(&brotr, &mut buffer, &mut cursors, &mut report).await?;
+                }
+                continue;
+            }
+        };
+        let Some(message) = message else { break };
+        match message {
+            Message::Page {
+                relay,
+                seen_at,
+                verified,
+            } => {
+                let (events, rejections) = match verified.await {
+                    Ok(result) => result,
+                    Err(e) => {
+                        tracing::error!(relay = relay.url(), error = %e, "verification_failed");
+                        continue;
+                    }
+                };
+                let tally = report.relays.entry(relay.url().to_owned()).or_default();
+                tally.valid += events.len() as u64;
+                tally.rejections.add(&rejections);
+                buffer.extend(events.into_iter().map(|event| EventRelay {
+                    event,
+                    relay: relay.clone(),
+                    seen_at,
+                }));
+                if buffer.len() >= batch_size {
+                    flush(&brotr, &mut buffer, &mut cursors, &mut report).await?;
+                }
+            }
+            Message::WindowDone(cursor) => cursors.push(cursor),
+        }
+    }
+    flush(&brotr, &mut buffer, &mut cursors, &mut report).await?;
+    Ok(report)
+}
+
+/// One transaction: the buffered events, then the cursors of windows whose events are all in
+/// this or an earlier transaction.
+async fn flush(
+    brotr: &Brotr,
+    buffer: &mut Vec<EventRelay>,
+    cursors: &mut Vec<ServiceState>,
+    report: &mut WriterReport,
+) -> Result<(), bigbrotr_db::DbError> {
+    if buffer.is_empty() && cursors.is_empty() {
+        return Ok(());
+    }
+    report.inserted += brotr.store_sync_progress(buffer, cursors).await?;
+    report.written += buffer.len() as u64;
+    report.cursors += cursors.len() as u64;
+    report.flushes += 1;
+    buffer.clear();
+    cursors.clear();
+    Ok(())
+}

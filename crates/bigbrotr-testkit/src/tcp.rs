@@ -1,0 +1,86 @@
+//! A TCP proxy between a client and a server (TCP or Unix socket) whose connections a test can
+//! cut at any moment, to play a database or network failure.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::{TcpListener, TcpStream, UnixStream};
+use tokio::task::JoinHandle;
+
+/// Where a [`TcpProxy`] forwards to.
+#[derive(Debug, Clone)]
+pub enum ProxyTarget {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix socket path.
+    Unix(PathBuf),
+}
+
+/// A forwarding proxy on 127.0.0.1; stops when dropped.
+#[derive(Debug)]
+pub struct TcpProxy {
+    address: SocketAddr,
+    accept: JoinHandle<()>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl TcpProxy {
+    /// Starts forwarding every accepted connection to `target`.
+    pub async fn start(target: ProxyTarget) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let tracked = connections.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    let _ = forward(client, target).await;
+                });
+                tracked.lock().expect("lock").push(task);
+            }
+        });
+        Self {
+            address,
+            accept,
+            connections,
+        }
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Cuts every open connection (new ones are still accepted). Returns how many were open.
+    pub fn cut(&self) -> usize {
+        let mut connections = self.connections.lock().expect("lock");
+        let open = connections.iter().filter(|c| !c.is_finished()).count();
+        for connection in connections.drain(..) {
+            connection.abort();
+        }
+        open
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+async fn forward(mut client: TcpStream, target: ProxyTarget) -> std::io::Result<()> {
+    match target {
+        ProxyTarget::Tcp(addr) => {
+            let mut server = TcpStream::connect(addr).await?;
+            tokio::io::copy_bidirectional(&mut client, &mut server).await?;
+        }
+        ProxyTarget::Unix(path) => {
+            let mut server = UnixStream::connect(path).await?;
+            tokio::io::copy_bidirectional(&mut client, &mut server).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,379 @@
+//! A lean NIP-01 reading session for bulk archiving: one WebSocket, one REQ at a time, every
+//! EVENT handed back unverified with its frame size (the caller verifies in parallel and counts
+//! what it drops), NIP-42 AUTH answered when keys are given, and NIP-77 negentropy to list the
+//! ids of a filter beyond any `limit`. Every wait is bounded by the caller's timeout and every
+//! response by a maximum event count.
+//!
+//! nostr-sdk's client verifies and deduplicates events on its own task and drops invalid ones
+//! without telling the caller, which makes per-relay rejection counts impossible and keeps
+//! signature checks on one core; this session keeps the protocol parsing of rust-nostr
+//! (`RelayMessage`, `ClientMessage`, `EventBuilder::auth`) and leaves those decisions to the
+//! caller.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use nostr_sdk::prelude::{
+    ClientMessage, EventBuilder, EventId, Filter, JsonUtil, Keys, RelayMessage, RelayUrl,
+    SubscriptionId,
+};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::transport::RawSocket;
+
+/// Largest negentropy frame we send (the relay answers in frames of its own choosing).
+const NEGENTROPY_FRAME_LIMIT: u64 = 60_000;
+
+/// Why a session request failed. Each is a recorded failure of the relay, never fatal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// Nothing arrived within the wait.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The connection broke or was closed.
+    #[error("connection lost: {0}")]
+    Connection(String),
+    /// The relay closed the subscription for a reason other than AUTH.
+    #[error("subscription closed by the relay: {0}")]
+    Closed(String),
+    /// The relay requires AUTH and no keys are configured.
+    #[error("the relay requires NIP-42 AUTH and no keys are configured")]
+    AuthRequired,
+    /// The relay refused our AUTH event, or asked again after accepting it.
+    #[error("NIP-42 AUTH failed: {0}")]
+    AuthRejected(String),
+    /// The relay sent more events than allowed for one request.
+    #[error("more than {0} events in one response")]
+    Flood(usize),
+    /// A negentropy message could not be decoded or reconciled.
+    #[error("negentropy: {0}")]
+    Negentropy(String),
+}
+
+/// An event as received: parsed, not yet verified.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The event, exactly as the relay sent it.
+    pub event: nostr_sdk::Event,
+    /// Size in bytes of the WebSocket message that carried it.
+    pub frame_len: usize,
+}
+
+/// The answer to one REQ.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    /// Events in the order they arrived (duplicates included).
+    pub events: Vec<Received>,
+    /// EVENT messages for this subscription that were not valid event JSON.
+    pub malformed: usize,
+}
+
+/// One open reading session.
+#[derive(Debug)]
+pub struct Session {
+    socket: RawSocket,
+    url: RelayUrl,
+    keys: Option<Keys>,
+    challenge: Option<String>,
+    /// The id of the AUTH event sent and not yet acknowledged.
+    pending_auth: Option<EventId>,
+    authenticated: bool,
+    next_subscription: u64,
+    insecure: bool,
+}
+
+impl Session {
+    pub(crate) fn new(socket: RawSocket, url: RelayUrl, keys: Option<Keys>) -> Self {
+        Self {
+            socket,
+            url,
+            keys,
+            challenge: None,
+            pending_auth: None,
+            authenticated: false,
+            next_subscription: 0,
+            insecure: false,
+        }
+    }
+
+    pub(crate) fn set_insecure(&mut self, insecure: bool) {
+        self.insecure = insecure;
+    }
+
+    /// Whether the connection had to skip certificate verification.
+    pub fn insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// Whether the relay accepted our NIP-42 AUTH.
+    pub fn authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    fn subscription(&mut self, prefix: &str) -> SubscriptionId {
+        self.next_subscription += 1;
+        SubscriptionId::new(format!("{prefix}{}", self.next_subscription))
+    }
+
+    async fn send(&mut self, message: ClientMessage<'_>) -> Result<(), SessionError> {
+        self.socket
+            .send(Message::Text(message.as_json().into()))
+            .await
+            .map_err(|e| SessionError::Connection(e.to_string()))
+    }
+
+    /// The next text message, waiting at most `wait`.
+    async fn next_text(&mut self, wait: Duration) -> Result<String, SessionError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .map_err(|_| SessionError::Timeout(wait))?;
+            match message {
+                Some(Ok(Message::Text(text))) => return Ok(text.as_str().to_owned()),
+                Some(Ok(Message::Binary(bytes))) => {
+                    if let Ok(text) = String::from_utf8(bytes.to_vec()) {
+                        return Ok(text);
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let reason = frame.map_or_else(String::new, |f| f.reason.to_string());
+                    return Err(SessionError::Connection(format!(
+                        "closed by the relay {reason}"
+                    )));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(SessionError::Connection(e.to_string())),
+                None => return Err(SessionError::Connection("end of stream".to_owned())),
+            }
+        }
+    }
+
+    /// Handles the messages any request may see: AUTH challenges and the OK of our AUTH.
+    /// Returns true when the message was consumed.
+    async fn handle_common(&mut self, message: &RelayMessage<'_>) -> Result<bool, SessionError> {
+        match message {
+            RelayMessage::Auth { challenge } => {
+                self.challenge = Some(challenge.to_string());
+                self.authenticated = false;
+                if self.keys.is_some() {
+                    self.send_auth().await?;
+                }
+                Ok(true)
+            }
+            RelayMessage::Ok {
+                event_id,
+                status,
+                message,
+            } if Some(*event_id) == self.pending_auth => {
+                self.pending_auth = None;
+                if !status {
+                    return Err(SessionError::AuthRejected(message.to_string()));
+                }
+                self.authenticated = true;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn send_auth(&mut self) -> Result<(), SessionError> {
+        let (Some(keys), Some(challenge)) = (&self.keys, &self.challenge) else {
+            return Ok(());
+        };
+        let event = EventBuilder::auth(challenge.clone(), self.url.clone())
+            .sign_with_keys(keys)
+            .map_err(|e| SessionError::AuthRejected(format!("cannot sign AUTH: {e}")))?;
+        self.pending_auth = Some(event.id);
+        self.send(ClientMessage::auth(event)).await
+    }
+
+    /// Authenticates (after a CLOSED `auth-required:`), waiting at most `wait`.
+    async fn authenticate(&mut self, wait: Duration) -> Result<(), SessionError> {
+        if self.keys.is_none() {
+            return Err(SessionError::AuthRequired);
+        }
+        let deadline = Instant::now() + wait;
+        if self.pending_auth.is_none() && !self.authenticated {
+            self.send_auth().await?;
+        }
+        while !self.authenticated {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let text = self.next_text(remaining).await?;
+            if let Ok(message) = RelayMessage::from_json(&text) {
+                self.handle_common(&message).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one REQ for `filter` and collects its stored events until EOSE, then CLOSEs it.
+    /// `wait` bounds the wait for each message; more than `max_events` events is a
+    /// [`SessionError::Flood`]. A CLOSED `auth-required:` is answered with AUTH (when keys are
+    /// configured) and the REQ is sent once more.
+    pub async fn query(
+        &mut self,
+        filter: &Filter,
+        wait: Duration,
+        max_events: usize,
+    ) -> Result<Response, SessionError> {
+        let mut auth_retried = false;
+        'request: loop {
+            let id = self.subscription("s");
+            self.send(ClientMessage::req(id.clone(), vec![filter.clone()]))
+                .await?;
+            let mut response = Response::default();
+            loop {
+                let text = self.next_text(wait).await?;
+                let message = match RelayMessage::from_json(&text) {
+                    Ok(message) => message,
+                    Err(_) => {
+                        if is_event_for(&text, &id) {
+                            response.malformed += 1;
+                        }
+                        continue;
+                    }
+                };
+                if self.handle_common(&message).await? {
+                    continue;
+                }
+                match message {
+                    RelayMessage::Event {
+                        subscription_id,
+                        event,
+                    } if *subscription_id == id => {
+                        if response.events.len() >= max_events {
+                            let _ = self.send(ClientMessage::close(id)).await;
+                            return Err(SessionError::Flood(max_events));
+                        }
+                        response.events.push(Received {
+                            event: event.into_owned(),
+                            frame_len: text.len(),
+                        });
+                    }
+                    RelayMessage::EndOfStoredEvents(subscription_id) if *subscription_id == id => {
+                        self.send(ClientMessage::close(id)).await?;
+                        return Ok(response);
+                    }
+                    RelayMessage::Closed {
+                        subscription_id,
+                        message,
+                    } if *subscription_id == id => {
+                        if message.starts_with("auth-required:") && !auth_retried {
+                            auth_retried = true;
+                            self.authenticate(wait).await?;
+                            continue 'request;
+                        }
+                        if message.starts_with("auth-required:") {
+                            return Err(SessionError::AuthRejected(message.to_string()));
+                        }
+                        return Err(SessionError::Closed(message.to_string()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Lists the ids of every event matching `filter` with NIP-77 negentropy (no `limit`
+    /// applies), reconciling against an empty set. `Ok(None)` when the relay does not speak
+    /// NIP-77 (NEG-ERR, NOTICE, CLOSED, or silence for `wait`). At most `max_ids` ids.
+    pub async fn negentropy_ids(
+        &mut self,
+        filter: &Filter,
+        wait: Duration,
+        max_ids: usize,
+    ) -> Result<Option<Vec<[u8; 32]>>, SessionError> {
+        let mut storage = NegentropyStorageVector::new();
+        let negentropy_error = |e: negentropy::Error| SessionError::Negentropy(e.to_string());
+        storage.seal().map_err(negentropy_error)?;
+        let mut negentropy =
+            Negentropy::owned(storage, NEGENTROPY_FRAME_LIMIT).map_err(negentropy_error)?;
+        let initial = negentropy.initiate().map_err(negentropy_error)?;
+        let id = self.subscription("n");
+        self.send(ClientMessage::neg_open(
+            id.clone(),
+            filter.clone(),
+            hex::encode(initial),
+        ))
+        .await?;
+        let mut have: Vec<Id> = Vec::new();
+        let mut need: Vec<Id> = Vec::new();
+        loop {
+            let text = match self.next_text(wait).await {
+                Ok(text) => text,
+                Err(SessionError::Timeout(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let Ok(message) = RelayMessage::from_json(&text) else {
+                continue;
+            };
+            if self.handle_common(&message).await? {
+                continue;
+            }
+            match message {
+                RelayMessage::NegMsg {
+                    subscription_id,
+                    message,
+                } if *subscription_id == id => {
+                    let bytes = hex::decode(message.as_ref())
+                        .map_err(|e| SessionError::Negentropy(e.to_string()))?;
+                    let next = negentropy
+                        .reconcile_with_ids(&bytes, &mut have, &mut need)
+                        .map_err(negentropy_error)?;
+                    if need.len() > max_ids {
+                        let _ = self.close_negentropy(id).await;
+                        return Err(SessionError::Flood(max_ids));
+                    }
+                    match next {
+                        Some(next) => {
+                            self.send(ClientMessage::NegMsg {
+                                subscription_id: Cow::Owned(id.clone()),
+                                message: Cow::Owned(hex::encode(next)),
+                            })
+                            .await?;
+                        }
+                        None => {
+                            self.close_negentropy(id).await?;
+                            return Ok(Some(need.iter().map(|id| **id).collect()));
+                        }
+                    }
+                }
+                RelayMessage::NegErr {
+                    subscription_id, ..
+                } if *subscription_id == id => return Ok(None),
+                RelayMessage::Closed {
+                    subscription_id, ..
+                } if *subscription_id == id => return Ok(None),
+                RelayMessage::Notice(_) => return Ok(None),
+                _ => {}
+            }
+        }
+    }
+
+    async fn close_negentropy(&mut self, id: SubscriptionId) -> Result<(), SessionError> {
+        self.send(ClientMessage::NegClose {
+            subscription_id: Cow::Owned(id),
+        })
+        .await
+    }
+
+    /// Closes the WebSocket (best effort, bounded).
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.socket.close(None)).await;
+    }
+}
+
+/// Whether `text` looks like an EVENT message for subscription `id` (for counting malformed
+/// events without parsing them).
+fn is_event_for(text: &str, id: &SubscriptionId) -> bool {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(text)
+    else {
+        return false;
+    };
+    items.first().and_then(|v| v.as_str()) == Some("EVENT")
+        && items.get(1).and_then(|v| v.as_str()) == Some(id.as_str())
+}
