@@ -4,13 +4,17 @@
 # Without BROTR_CONFIG: starts (or reuses) a PostgreSQL cluster under .data/pg on a Unix socket,
 # creates the `bigbrotr` database, writes .data/config/{brotr.yaml,services/*.yaml}, applies the
 # migrations, runs the seeder once with the default seed file, then the continuous daemons that
-# exist today (finder, validator) until Ctrl-C. With ONCE=1 each daemon runs one cycle and exits.
+# exist today (finder, validator, synchronizer) until Ctrl-C. With ONCE=1 each daemon runs one
+# cycle and exits. They run side by side: on a fresh database the synchronizer's first cycle finds
+# few or no relays (only those the validator has promoted by then); with many relays its cycle
+# may last up to timeouts.max_duration (4 h).
 # With BROTR_CONFIG=path/to/brotr.yaml: uses that database instead of a local cluster.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-cargo build --release -q -p bigbrotr-migrate -p bigbrotr-seeder -p bigbrotr-finder -p bigbrotr-validator
+cargo build --release -q -p bigbrotr-migrate -p bigbrotr-seeder -p bigbrotr-finder -p bigbrotr-validator \
+    -p bigbrotr-synchronizer
 bin="$root/target/release"
 
 config_dir="$root/.data/config"
@@ -58,13 +62,20 @@ metrics:
   enabled: true
   port: 8002
 YAML
+cat >"$config_dir/services/synchronizer.yaml" <<YAML
+# Written by scripts/run-local.sh: metrics on 127.0.0.1:8004; clearnet only (no Tor here).
+# Defaults otherwise: every event up to a day ago; NIP-42 AUTH when NOSTR_PRIVATE_KEY is set.
+metrics:
+  enabled: true
+  port: 8004
+YAML
 
 once=()
 if [ "${ONCE:-0}" = 1 ]; then
     once=(--once)
 fi
 pids=()
-for daemon in finder validator; do
+for daemon in finder validator synchronizer; do
     "$bin/bigbrotr-$daemon" "${once[@]}" --brotr-config "$BROTR_CONFIG" \
         --config "$config_dir/services/$daemon.yaml" &
     pids+=("$!")

@@ -7,7 +7,10 @@ use bigbrotr_core::config::{self, Loaded};
 use bigbrotr_db::config::BrotrConfig;
 use bigbrotr_finder::FinderConfig;
 use bigbrotr_seeder::SeederConfig;
+use bigbrotr_synchronizer::SynchronizerConfig;
 use bigbrotr_validator::ValidatorConfig;
+
+use crate::fixtures::relay;
 
 fn deployments() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deployments")
@@ -31,6 +34,48 @@ fn check<T>(loaded: &Loaded<T>, path: &Path) {
         path.display(),
         loaded.unknown_keys
     );
+}
+
+/// The commented `overrides:` example at the end of `path` (a synchronizer file), uncommented,
+/// loads without unknown keys and applies to its relay only.
+fn check_overrides_example(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text
+        .find("# overrides:")
+        .unwrap_or_else(|| panic!("{}: no overrides example", path.display()));
+    let example: Vec<&str> = text[start..]
+        .lines()
+        .take_while(|line| line.starts_with('#'))
+        .map(|line| line.strip_prefix("# ").unwrap_or(line))
+        .collect();
+    let yaml = config::parse_yaml(&example.join("\n"), path).unwrap();
+    let loaded: Loaded<SynchronizerConfig> = config::load_value(
+        yaml,
+        true,
+        "BIGBROTR_TEST_UNUSED_PREFIX__",
+        &path.display().to_string(),
+    )
+    .unwrap();
+    assert!(
+        loaded.unknown_keys.is_empty(),
+        "{}: unknown keys {:?}",
+        path.display(),
+        loaded.unknown_keys
+    );
+    assert_eq!(loaded.config.overrides.len(), 1, "{}", path.display());
+    let special = loaded
+        .config
+        .settings_for(&relay("wss://relay.example.com", 0))
+        .unwrap();
+    assert_eq!(special.limit, 100);
+    assert_eq!(special.filters.len(), 1);
+    assert!(special.filters[0].kinds.is_some());
+    let other = loaded
+        .config
+        .settings_for(&relay("wss://other.example.com", 0))
+        .unwrap();
+    assert_eq!(other.limit, 500);
+    assert!(other.filters[0].kinds.is_none());
 }
 
 #[test]
@@ -59,5 +104,15 @@ fn every_deployment_config_loads_without_unknown_keys() {
         check(&loaded, &validator);
         assert!(loaded.config.networks.tor.enabled);
         assert_eq!(loaded.config.base.pool.user.as_deref(), Some("writer"));
+        let synchronizer = dir.join("services/synchronizer.yaml");
+        let loaded: Loaded<SynchronizerConfig> =
+            config::load(&synchronizer, "BIGBROTR_TEST_UNUSED_PREFIX__").unwrap();
+        check(&loaded, &synchronizer);
+        assert!(loaded.config.base.metrics.enabled);
+        assert!(loaded.config.networks.tor.enabled);
+        assert_eq!(loaded.config.base.pool.user.as_deref(), Some("writer"));
+        assert_eq!(loaded.config.keys.keys_env, "NOSTR_PRIVATE_KEY");
+        assert!(loaded.config.overrides.is_empty());
+        check_overrides_example(&synchronizer);
     }
 }

@@ -263,6 +263,8 @@ impl Synchronizer {
             requests = report.requests,
             saturated_seconds = report.saturated_seconds,
             unresolved_seconds = report.unresolved_seconds,
+            verify_s = report.writer.verify_time.as_secs_f64(),
+            write_s = report.writer.write_time.as_secs_f64(),
             "sync_completed"
         );
         Ok(report)

@@ -12,10 +12,11 @@
 //!   missing ones fetched by id. A relay without NIP-77 leaves such a second possibly incomplete;
 //!   it is counted (`unresolved_seconds`) and logged.
 //! - A window is committed (its cursor `(W, "ff…ff")` sent to the writer after its events) only
-//!   when every filter's descent reached its floor. A window whose descent goes deeper than
-//!   [`MAX_WINDOW_PAGES`] is abandoned uncommitted and retried narrower, so a crash re-fetches at
-//!   most one window. Widths adapt: they double after a window of at most one page and halve
-//!   after one of eight or more.
+//!   when every filter's descent reached its floor. A window whose first page shows it would
+//!   take more than [`MAX_WINDOW_PAGES`] pages, or whose descent goes that deep, is abandoned
+//!   uncommitted and retried narrower (about eight pages wide), so a crash re-fetches at most
+//!   one window. Widths adapt: they double after a window of at most four pages and halve after
+//!   one of twelve or more.
 //!
 //! Wire order does not matter (pages are collected to EOSE), duplicates are ignored, and every
 //! request is bounded in time (`wait` per message, `idle` per request) and size.
@@ -116,8 +117,13 @@ struct PageShape {
 }
 
 enum Descent {
-    Complete { pages: u32 },
-    TooDeep { reached: i64 },
+    Complete {
+        pages: u32,
+    },
+    /// Abandoned: retry from the window's start with this width.
+    TooDeep {
+        width: i64,
+    },
 }
 
 /// One relay being archived.
@@ -175,15 +181,15 @@ impl<'a> Walk<'a> {
             for index in 0..self.settings.filters.len() {
                 match self.descend(index, since, window_end).await? {
                     Descent::Complete { pages } => most_pages = most_pages.max(pages),
-                    Descent::TooDeep { reached } => {
-                        too_deep = Some(reached);
+                    Descent::TooDeep { width } => {
+                        too_deep = Some(width);
                         break;
                     }
                 }
             }
-            if let Some(reached) = too_deep {
+            if let Some(narrower) = too_deep {
                 self.stats.abandoned_windows += 1;
-                width = ((window_end - reached) / 4).max(1);
+                width = narrower.clamp(1, (window_end - since).max(1));
                 tracing::debug!(
                     relay = self.relay.url(),
                     since,
@@ -202,9 +208,9 @@ impl<'a> Walk<'a> {
                 .map_err(|_| WalkError::WriterGone)?;
             self.stats.windows += 1;
             self.stats.committed_until = Some(window_end);
-            if most_pages <= 1 {
+            if most_pages <= 4 {
                 width = width.saturating_mul(2);
-            } else if most_pages >= 8 {
+            } else if most_pages >= 12 {
                 width = (width / 2).max(1);
             }
             since = window_end.saturating_add(1);
@@ -236,6 +242,17 @@ impl<'a> Walk<'a> {
             if !full {
                 return Ok(Descent::Complete { pages });
             }
+            // A first page that covers a small part of a wide window: the window would take
+            // far more than MAX_WINDOW_PAGES pages; retry it with about eight pages' width.
+            let covered = until - oldest + 1;
+            if pages == 1
+                && oldest > since
+                && (until - since + 1) / covered > i64::from(MAX_WINDOW_PAGES)
+            {
+                return Ok(Descent::TooDeep {
+                    width: covered.saturating_mul(8),
+                });
+            }
             if oldest == newest {
                 self.resolve_second(index, oldest, &shape.ids_at_oldest)
                     .await?;
@@ -247,7 +264,9 @@ impl<'a> Walk<'a> {
                 upper = oldest;
             }
             if pages >= MAX_WINDOW_PAGES {
-                return Ok(Descent::TooDeep { reached: upper });
+                return Ok(Descent::TooDeep {
+                    width: ((until - upper) / 2).max(1),
+                });
             }
         }
     }
@@ -354,7 +373,9 @@ impl<'a> Walk<'a> {
         let max_event_size = self.limits.max_event_size;
         let malformed = response.malformed as u64;
         let verified = tokio::task::spawn_blocking(move || {
-            verify_page(received, &check, max_event_size, malformed)
+            let started = std::time::Instant::now();
+            let (events, rejections) = verify_page(received, &check, max_event_size, malformed);
+            (events, rejections, started.elapsed())
         });
         self.tx
             .send(Message::Page {

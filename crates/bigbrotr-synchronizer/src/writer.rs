@@ -25,8 +25,8 @@ pub(crate) enum Message {
         relay: Relay,
         /// When it was received (Unix seconds).
         seen_at: i64,
-        /// The verification job.
-        verified: JoinHandle<(Vec<Event>, Rejections)>,
+        /// The verification job (with the time it took).
+        verified: JoinHandle<(Vec<Event>, Rejections, Duration)>,
     },
     /// A window is complete: its cursor may be stored once the events before it are.
     WindowDone(ServiceState),
@@ -52,6 +52,10 @@ pub struct WriterReport {
     pub cursors: u64,
     /// Transactions committed.
     pub flushes: u64,
+    /// Time spent verifying events, summed over pages (CPU time on the blocking pool).
+    pub verify_time: Duration,
+    /// Time spent in database transactions.
+    pub write_time: Duration,
     /// Per relay URL.
     pub relays: HashMap<String, RelayTally>,
 }
@@ -87,13 +91,14 @@ pub(crate) async fn run(
                 seen_at,
                 verified,
             } => {
-                let (events, rejections) = match verified.await {
+                let (events, rejections, took) = match verified.await {
                     Ok(result) => result,
                     Err(e) => {
                         tracing::error!(relay = relay.url(), error = %e, "verification_failed");
                         continue;
                     }
                 };
+                report.verify_time += took;
                 let tally = report.relays.entry(relay.url().to_owned()).or_default();
                 tally.valid += events.len() as u64;
                 tally.rejections.add(&rejections);
@@ -124,7 +129,9 @@ async fn flush(
     if buffer.is_empty() && cursors.is_empty() {
         return Ok(());
     }
+    let started = std::time::Instant::now();
     report.inserted += brotr.store_sync_progress(buffer, cursors).await?;
+    report.write_time += started.elapsed();
     report.written += buffer.len() as u64;
     report.cursors += cursors.len() as u64;
     report.flushes += 1;
