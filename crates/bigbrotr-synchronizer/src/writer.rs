@@ -60,14 +60,15 @@ pub struct WriterReport {
     pub relays: HashMap<String, RelayTally>,
 }
 
-/// Runs until every sender is dropped, then writes what is left. On a database error it
-/// returns at once: nothing of the failed transaction is stored, neither events nor cursors.
+/// Runs until every sender is dropped, then writes what is left. On a database error, or a
+/// verification job that died, it returns at once: nothing of the failed transaction is stored
+/// and no later cursor either, so no cursor can cover a lost page.
 pub(crate) async fn run(
     brotr: Brotr,
     mut rx: mpsc::Receiver<Message>,
     batch_size: usize,
     flush_every: Duration,
-) -> Result<WriterReport, bigbrotr_db::DbError> {
+) -> anyhow::Result<WriterReport> {
     let mut report = WriterReport::default();
     let mut buffer: Vec<EventRelay> = Vec::with_capacity(batch_size * 2);
     let mut cursors: Vec<ServiceState> = Vec::new();
@@ -91,13 +92,9 @@ pub(crate) async fn run(
                 seen_at,
                 verified,
             } => {
-                let (events, rejections, took) = match verified.await {
-                    Ok(result) => result,
-                    Err(e) => {
-                        tracing::error!(relay = relay.url(), error = %e, "verification_failed");
-                        continue;
-                    }
-                };
+                let (events, rejections, took) = verified.await.map_err(|e| {
+                    anyhow::anyhow!("verification of a page from {} failed: {e}", relay.url())
+                })?;
                 report.verify_time += took;
                 let tally = report.relays.entry(relay.url().to_owned()).or_default();
                 tally.valid += events.len() as u64;
