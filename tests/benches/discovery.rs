@@ -8,6 +8,8 @@
 // A benchmark program: any failure must abort the run loudly, and the report goes to stdout.
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
+mod common;
+
 use std::time::Instant;
 
 use bigbrotr_core::metrics::Metrics;
@@ -20,6 +22,8 @@ use bigbrotr_utils::network::NetworksConfig;
 use bigbrotr_utils::relay::Connector;
 use bigbrotr_validator::{ProcessingConfig, Validator, ValidatorConfig};
 use tokio_util::sync::CancellationToken;
+
+use common::{cpu_seconds, peak_rss_mib};
 
 const LIVE_RELAYS: usize = 10;
 const NAMES_PER_RELAY: usize = 50;
@@ -35,27 +39,6 @@ fn context(db: &TestDb, service: &str) -> Context {
         metrics: Metrics::new(service),
         shutdown: CancellationToken::new(),
     }
-}
-
-/// User + system CPU seconds of this process (relays included: they run in-process).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
-/// Peak resident set size in MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    let kib: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib / 1024.0
 }
 
 async fn validator_bench() {

@@ -9,6 +9,8 @@
 // A benchmark program: any failure must abort the run loudly, and the report goes to stdout.
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -29,37 +31,14 @@ use nostr::{EventBuilder, Keys, Kind, Tag, Timestamp};
 use nostr_relay_builder::prelude::RelayBuilder;
 use tokio_util::sync::CancellationToken;
 
+use common::{cpu_seconds, peak_rss_mib, reset_peak_rss};
+
 const RELAYS: usize = 4;
 const SIZES: [usize; 2] = [50_000, 200_000];
 const RELAY_CLAMP: usize = 500;
 const T0: u64 = 1_700_000_000;
 const CHILD_ENV: &str = "BIGBROTR_BENCH_SYNC_RELAYS";
 const INGEST_EVENTS: usize = 50_000;
-
-/// User + system CPU seconds of this process.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
-/// Peak resident set size in MiB since the last [`reset_peak_rss`].
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    let kib: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib / 1024.0
-}
-
-fn reset_peak_rss() {
-    std::fs::write("/proc/self/clear_refs", "5").unwrap();
-}
 
 /// Events shaped like the ingest bench's: kinds 1, 6 and 7, four tags, a few hundred bytes of
 /// content, 100 authors, two to a second.

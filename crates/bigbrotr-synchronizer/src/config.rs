@@ -1,7 +1,7 @@
 //! `synchronizer.yaml`: filters, the time range, page and batch sizes, timeouts, per-relay
 //! overrides, with the original's ranges.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bigbrotr_core::config::{BaseServiceConfig, ConfigError, KeysConfig, Validate};
@@ -148,25 +148,50 @@ impl SynchronizerConfig {
 
     /// The settings of `relay`: the globals with its override applied.
     pub fn settings_for(&self, relay: &Relay) -> Result<RelaySettings, ConfigError> {
-        let over = self.override_for(relay.url());
-        let filters = match over.and_then(|o| o.filters.as_ref()) {
-            Some(filters) => parse_filters(filters, &format!("overrides.{}.filters", relay.url()))?,
-            None => parse_filters(&self.processing.filters, "processing.filters")?,
-        };
-        Ok(RelaySettings {
-            filters,
-            limit: over.and_then(|o| o.limit).unwrap_or(self.processing.limit) as usize,
-            timeout: over.and_then(|o| o.timeout).map(Duration::from_secs_f64),
-            idle: Duration::from_secs_f64(over.and_then(|o| o.idle).unwrap_or(self.timeouts.idle)),
-        })
+        Ok(self.relay_settings()?.for_relay(relay).clone())
     }
 
-    /// The override of `url`, matched after URL normalisation of the keys.
-    fn override_for(&self, url: &str) -> Option<&RelayOverride> {
-        self.overrides.iter().find_map(|(key, value)| {
-            let normalised = parse_relay(key, 0).map(|r| r.url().to_owned()).ok();
-            (normalised.as_deref() == Some(url)).then_some(value)
-        })
+    /// Every relay's settings, resolved once: filters parsed and override keys normalised.
+    pub fn relay_settings(&self) -> Result<RelaySettingsTable, ConfigError> {
+        let default = RelaySettings {
+            filters: parse_filters(&self.processing.filters, "processing.filters")?,
+            limit: self.processing.limit as usize,
+            timeout: None,
+            idle: Duration::from_secs_f64(self.timeouts.idle),
+        };
+        let mut overrides = HashMap::new();
+        for (key, over) in &self.overrides {
+            let url = parse_relay(key, 0)
+                .map_err(|e| ConfigError(format!("overrides.{key}: not a relay URL: {e}")))?
+                .url()
+                .to_owned();
+            let filters = match &over.filters {
+                Some(filters) => parse_filters(filters, &format!("overrides.{key}.filters"))?,
+                None => default.filters.clone(),
+            };
+            let settings = RelaySettings {
+                filters,
+                limit: over.limit.map_or(default.limit, |l| l as usize),
+                timeout: over.timeout.map(Duration::from_secs_f64),
+                idle: over.idle.map_or(default.idle, Duration::from_secs_f64),
+            };
+            overrides.insert(url, settings);
+        }
+        Ok(RelaySettingsTable { default, overrides })
+    }
+}
+
+/// The settings of every relay of a cycle (see [`SynchronizerConfig::relay_settings`]).
+#[derive(Debug, Clone)]
+pub struct RelaySettingsTable {
+    default: RelaySettings,
+    overrides: HashMap<String, RelaySettings>,
+}
+
+impl RelaySettingsTable {
+    /// The settings of `relay`: its override's, or the globals.
+    pub fn for_relay(&self, relay: &Relay) -> &RelaySettings {
+        self.overrides.get(relay.url()).unwrap_or(&self.default)
     }
 }
 

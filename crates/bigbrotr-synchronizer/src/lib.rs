@@ -157,6 +157,7 @@ impl Synchronizer {
     /// One archive pass over every relay.
     pub async fn synchronize(&self, ctx: &Context) -> anyhow::Result<CycleReport> {
         let end_time = self.config.end_time(clock::now());
+        let settings = self.config.relay_settings()?;
         let plans = self.plan(ctx, end_time).await?;
         let mut report = CycleReport {
             end_time,
@@ -197,7 +198,15 @@ impl Synchronizer {
                 while *busy < capacity && !ctx.is_stopping() && Instant::now() < deadline {
                     let Some(plan) = queue.next() else { break };
                     *busy += 1;
-                    tasks.spawn(self.relay_task(ctx, plan, end_time, deadline, tx.clone()));
+                    let relay_settings = settings.for_relay(&plan.relay).clone();
+                    tasks.spawn(self.relay_task(
+                        ctx,
+                        plan,
+                        relay_settings,
+                        end_time,
+                        deadline,
+                        tx.clone(),
+                    ));
                 }
             }
             let Some(joined) = tasks.join_next().await else {
@@ -289,13 +298,13 @@ impl Synchronizer {
         &self,
         ctx: &Context,
         plan: Plan,
+        settings: RelaySettings,
         end_time: i64,
         deadline: Instant,
         tx: mpsc::Sender<Message>,
     ) -> impl Future<Output = (NetworkType, RelayOutcome)> + Send + 'static {
         let connector = self.connector.clone();
         let semaphores = self.semaphores.clone();
-        let settings = self.config.settings_for(&plan.relay);
         let max_event_size = self.config.processing.max_event_size;
         let shutdown = ctx.shutdown.clone();
         async move {
@@ -307,7 +316,6 @@ impl Synchronizer {
                 error: None,
             };
             let result = async {
-                let settings: RelaySettings = settings.map_err(|e| e.to_string())?;
                 let _permit = semaphores
                     .acquire(network)
                     .await

@@ -193,13 +193,13 @@ impl Connector {
         }
     }
 
-    async fn attempt_session(
+    /// The transport for one attempt and the time left before `deadline` (none left is a
+    /// timeout).
+    fn transport_until(
         &self,
-        url: RelayUrl,
-        proxy: Option<SocketAddr>,
         tls: &TlsMode,
         deadline: Instant,
-    ) -> Result<Session, ConnectError> {
+    ) -> Result<(RelayTransport, Duration), ConnectError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(ConnectError::Timeout(Duration::ZERO));
@@ -208,6 +208,17 @@ impl Connector {
             tls: tls.clone(),
             resolve: self.resolve.clone(),
         };
+        Ok((transport, remaining))
+    }
+
+    async fn attempt_session(
+        &self,
+        url: RelayUrl,
+        proxy: Option<SocketAddr>,
+        tls: &TlsMode,
+        deadline: Instant,
+    ) -> Result<Session, ConnectError> {
+        let (transport, remaining) = self.transport_until(tls, deadline)?;
         let mode = proxy.map_or(ConnectionMode::Direct, ConnectionMode::Proxy);
         let target = nostr_sdk::Url::parse(url.as_str())
             .map_err(|e| ConnectError::Url(url.to_string(), e.to_string()))?;
@@ -225,14 +236,7 @@ impl Connector {
         tls: &TlsMode,
         deadline: Instant,
     ) -> Result<RelayConnection, ConnectError> {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(ConnectError::Timeout(Duration::ZERO));
-        }
-        let transport = RelayTransport {
-            tls: tls.clone(),
-            resolve: self.resolve.clone(),
-        };
+        let (transport, remaining) = self.transport_until(tls, deadline)?;
         let options = ClientOptions::new()
             .automatic_authentication(self.keys.is_some())
             .verify_subscriptions(true);
