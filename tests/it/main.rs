@@ -15,6 +15,7 @@ mod functions_metadata;
 mod functions_state;
 mod lilbrotr;
 mod migrate;
+mod monitor;
 mod network_config;
 mod pgbouncer;
 mod pool;

@@ -13,6 +13,7 @@ pub mod finder;
 pub mod maintenance;
 pub mod metadata;
 pub mod migrate;
+pub mod monitor;
 pub mod pool;
 pub mod relay;
 pub mod service_state;

@@ -29,10 +29,50 @@ impl MetadataColumns {
 }
 
 #[derive(Debug, Default)]
-struct RelayMetadataColumns {
+pub(crate) struct RelayMetadataColumns {
     relays: RelayColumns,
     metadata: MetadataColumns,
     generated_ats: Vec<i64>,
+}
+
+impl RelayMetadataColumns {
+    /// The seven cascade columns of `records`.
+    pub(crate) fn from_records(records: &[RelayMetadata]) -> Self {
+        let mut columns = Self::default();
+        for record in records {
+            columns.relays.push(&record.relay);
+            columns.metadata.push(&record.metadata);
+            columns.generated_ats.push(record.generated_at);
+        }
+        columns
+    }
+}
+
+/// `relay_metadata_insert_cascade` (or, without `cascade`, `relay_metadata_insert`) on an open
+/// connection. Returns the junction rows inserted.
+pub(crate) async fn insert_relay_metadata_rows(
+    conn: &mut sqlx::PgConnection,
+    c: &RelayMetadataColumns,
+    cascade: bool,
+) -> std::result::Result<u64, sqlx::Error> {
+    let query = if cascade {
+        sqlx::query_scalar("SELECT relay_metadata_insert_cascade($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&c.relays.urls)
+            .bind(&c.relays.networks)
+            .bind(&c.relays.discovered_ats)
+            .bind(&c.metadata.ids)
+            .bind(&c.metadata.types)
+            .bind(&c.metadata.data)
+            .bind(&c.generated_ats)
+    } else {
+        sqlx::query_scalar("SELECT relay_metadata_insert($1, $2, $3, $4)")
+            .bind(&c.relays.urls)
+            .bind(&c.metadata.ids)
+            .bind(&c.metadata.types)
+            .bind(&c.generated_ats)
+    };
+    let n: Option<i32> = query.persistent(false).fetch_one(&mut *conn).await?;
+    Ok(n.unwrap_or(0).max(0) as u64)
 }
 
 impl Brotr {
@@ -92,28 +132,7 @@ impl Brotr {
         let columns = Arc::new(columns);
         self.transact(TimeoutCategory::Batch, move |conn| {
             let c = columns.clone();
-            Box::pin(async move {
-                let query = if cascade {
-                    sqlx::query_scalar(
-                        "SELECT relay_metadata_insert_cascade($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(&c.relays.urls)
-                    .bind(&c.relays.networks)
-                    .bind(&c.relays.discovered_ats)
-                    .bind(&c.metadata.ids)
-                    .bind(&c.metadata.types)
-                    .bind(&c.metadata.data)
-                    .bind(&c.generated_ats)
-                } else {
-                    sqlx::query_scalar("SELECT relay_metadata_insert($1, $2, $3, $4)")
-                        .bind(&c.relays.urls)
-                        .bind(&c.metadata.ids)
-                        .bind(&c.metadata.types)
-                        .bind(&c.generated_ats)
-                };
-                let n: Option<i32> = query.persistent(false).fetch_one(&mut *conn).await?;
-                Ok(n.unwrap_or(0).max(0) as u64)
-            })
+            Box::pin(async move { insert_relay_metadata_rows(conn, &c, cascade).await })
         })
         .await
     }

@@ -86,7 +86,7 @@ async fn fetch(
         timeout: Duration::from_secs_f64(source.timeout),
         connect_timeout: Duration::from_secs_f64(source.connect_timeout),
         allow_insecure: source.allow_insecure,
-        max_redirects: 5,
+        ..HttpOptions::with_timeout(Duration::from_secs_f64(source.timeout))
     };
     let client = http::client(NetworkType::Clearnet, networks, &options)?;
     let response = http::send_bounded(client.get(&source.url), max_bytes).await?;

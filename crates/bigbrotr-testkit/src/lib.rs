@@ -7,6 +7,9 @@
 //! throwaway cluster with `tests/pg-cluster.sh`); a developer may point it at any server where
 //! the user may create databases and roles.
 
+pub mod dns;
+pub mod front;
+pub mod mmdb;
 pub mod relays;
 pub mod socks;
 pub mod tcp;

@@ -3,6 +3,7 @@
 //! and total timeouts, bounded redirects, an opt-in for invalid certificates, and bodies read with
 //! a hard size limit.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bigbrotr_models::relay::NetworkType;
@@ -55,6 +56,10 @@ pub struct HttpOptions {
     pub allow_insecure: bool,
     /// Redirects followed at most.
     pub max_redirects: usize,
+    /// Static `host → address` overrides consulted before DNS (like curl's `--resolve`).
+    pub resolve: Vec<(String, SocketAddr)>,
+    /// Extra trusted root certificates (DER) besides the platform's defaults.
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl HttpOptions {
@@ -65,6 +70,8 @@ impl HttpOptions {
             connect_timeout: timeout,
             allow_insecure: false,
             max_redirects: 5,
+            resolve: Vec::new(),
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -83,6 +90,13 @@ pub fn client(
         .connect_timeout(options.connect_timeout)
         .redirect(reqwest::redirect::Policy::limited(options.max_redirects))
         .no_proxy();
+    for (host, address) in &options.resolve {
+        builder = builder.resolve(host, *address);
+    }
+    for der in &options.extra_roots {
+        let certificate = reqwest::Certificate::from_der(der).map_err(HttpError::request)?;
+        builder = builder.add_root_certificate(certificate);
+    }
     builder = match proxy {
         Some(proxy) => {
             let proxy = reqwest::Proxy::all(proxy.remote_dns_url()).map_err(HttpError::request)?;

@@ -27,8 +27,8 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::network::{NetworkError, NetworksConfig, ProxyUrl};
-pub use session::Session;
-pub use transport::MAX_MESSAGE_BYTES;
+pub use session::{Published, Session};
+pub use transport::{HandshakeHeaders, MAX_MESSAGE_BYTES, TlsPeer};
 use transport::{RelayTransport, ResolveOverrides, TlsMode, error_chain};
 
 /// Why a relay could not be reached. Every variant is an ordinary, recorded failure.
@@ -148,6 +148,15 @@ impl Connector {
     /// proxy, TLS and insecure-retry rules as [`Connector::connect`].
     pub async fn open_session(&self, relay: &Relay) -> Result<Session, ConnectError> {
         let budget = self.timeout(relay.network())?;
+        self.open_session_within(relay, budget).await
+    }
+
+    /// Opens a session within `budget` instead of the network's timeout.
+    pub async fn open_session_within(
+        &self,
+        relay: &Relay,
+        budget: Duration,
+    ) -> Result<Session, ConnectError> {
         let (mut session, insecure) = self
             .with_tls_retry(relay, budget, |url, proxy, tls, deadline| {
                 self.attempt_session(url, proxy, tls, deadline)
@@ -155,6 +164,36 @@ impl Connector {
             .await?;
         session.set_insecure(insecure);
         Ok(session)
+    }
+
+    /// One TLS handshake with the relay's host and port within `budget` (DNS or proxy, TCP,
+    /// TLS), with certificate verification (`verify`) or without, and what it revealed. A
+    /// rejected certificate is [`ConnectError::Connect`] with the TLS error.
+    pub async fn tls_handshake(
+        &self,
+        relay: &Relay,
+        verify: bool,
+        budget: Duration,
+    ) -> Result<TlsPeer, ConnectError> {
+        let deadline = Instant::now() + budget;
+        let proxy = match self.networks.proxy_for(relay.network())? {
+            Some(proxy) => Some(resolve_proxy(&proxy, budget).await?),
+            None => None,
+        };
+        let tls = if verify {
+            &self.verified
+        } else {
+            &self.insecure
+        };
+        let (transport, remaining) = self.transport_until(tls, deadline)?;
+        let mode = proxy.map_or(ConnectionMode::Direct, ConnectionMode::Proxy);
+        let target = nostr_sdk::Url::parse(relay.url())
+            .map_err(|e| ConnectError::Url(relay.url().to_owned(), e.to_string()))?;
+        match tokio::time::timeout(remaining, transport.tls_handshake(&target, &mode)).await {
+            Ok(Ok(peer)) => Ok(peer),
+            Ok(Err(error)) => Err(ConnectError::Connect(error_chain(&error))),
+            Err(_) => Err(ConnectError::Timeout(remaining)),
+        }
     }
 
     /// Runs `attempt` with verified TLS and, for a clearnet certificate error with
@@ -223,7 +262,9 @@ impl Connector {
         let target = nostr_sdk::Url::parse(url.as_str())
             .map_err(|e| ConnectError::Url(url.to_string(), e.to_string()))?;
         match tokio::time::timeout(remaining, transport.open_stream(&target, &mode)).await {
-            Ok(Ok(socket)) => Ok(Session::new(socket, url, self.keys.clone())),
+            Ok(Ok((socket, headers))) => {
+                Ok(Session::new(socket, url, self.keys.clone()).with_headers(headers))
+            }
             Ok(Err(error)) => Err(ConnectError::Connect(error_chain(&error))),
             Err(_) => Err(ConnectError::Timeout(remaining)),
         }

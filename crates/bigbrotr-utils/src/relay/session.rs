@@ -22,7 +22,7 @@ use nostr_sdk::prelude::{
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::transport::RawSocket;
+use super::transport::{HandshakeHeaders, RawSocket};
 
 /// Largest negentropy frame we send (the relay answers in frames of its own choosing).
 const NEGENTROPY_FRAME_LIMIT: u64 = 60_000;
@@ -83,6 +83,18 @@ pub struct Session {
     authenticated: bool,
     next_subscription: u64,
     insecure: bool,
+    headers: HandshakeHeaders,
+}
+
+/// The relay's answer to an EVENT we sent (NIP-01 `OK`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Whether the relay accepted the event.
+    pub accepted: bool,
+    /// The relay's message (`auth-required: ...`, `restricted: ...`, `pow: ...`, or free text).
+    pub message: String,
+    /// Whether the relay asked for NIP-42 AUTH before it answered.
+    pub auth_requested: bool,
 }
 
 impl Session {
@@ -96,7 +108,23 @@ impl Session {
             authenticated: false,
             next_subscription: 0,
             insecure: false,
+            headers: HandshakeHeaders::default(),
         }
+    }
+
+    pub(crate) fn with_headers(mut self, headers: HandshakeHeaders) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// The identifying headers of the WebSocket handshake response.
+    pub fn handshake_headers(&self) -> &HandshakeHeaders {
+        &self.headers
+    }
+
+    /// Whether the relay sent a NIP-42 challenge on this connection.
+    pub fn challenged(&self) -> bool {
+        self.challenge.is_some()
     }
 
     pub(crate) fn set_insecure(&mut self, insecure: bool) {
@@ -273,6 +301,57 @@ impl Session {
                         return Err(SessionError::Closed(message.to_string()));
                     }
                     _ => {}
+                }
+            }
+        }
+    }
+
+    /// Sends `event` and waits at most `wait` for the relay's `OK`. An `auth-required:` refusal
+    /// is answered with AUTH (when keys are configured) and the event is sent once more.
+    pub async fn publish(
+        &mut self,
+        event: &nostr_sdk::Event,
+        wait: Duration,
+    ) -> Result<Published, SessionError> {
+        let deadline = Instant::now() + wait;
+        let mut auth_retried = false;
+        let mut auth_requested = false;
+        'send: loop {
+            self.send(ClientMessage::event(event.clone())).await?;
+            loop {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let text = self.next_text(remaining).await?;
+                let Ok(message) = RelayMessage::from_json(&text) else {
+                    continue;
+                };
+                if matches!(message, RelayMessage::Auth { .. }) {
+                    auth_requested = true;
+                }
+                if self.handle_common(&message).await? {
+                    continue;
+                }
+                if let RelayMessage::Ok {
+                    event_id,
+                    status,
+                    message,
+                } = message
+                    && event_id == event.id
+                {
+                    let message = message.to_string();
+                    if !status && message.starts_with("auth-required:") {
+                        auth_requested = true;
+                        if !auth_retried && self.keys.is_some() {
+                            auth_retried = true;
+                            let remaining = deadline.saturating_duration_since(Instant::now());
+                            self.authenticate(remaining).await?;
+                            continue 'send;
+                        }
+                    }
+                    return Ok(Published {
+                        accepted: status,
+                        message,
+                        auth_requested,
+                    });
                 }
             }
         }

@@ -200,15 +200,50 @@ impl RelayTransport {
     }
 
     async fn open(&self, url: &Url, mode: &ConnectionMode) -> Result<WebSocket, TransportError> {
-        Ok(WebSocket::Tokio(self.open_stream(url, mode).await?))
+        Ok(WebSocket::Tokio(self.open_stream(url, mode).await?.0))
     }
 
-    /// Opens the WebSocket (DNS or proxy, TCP, TLS, handshake) without a time limit of its own.
+    /// A TLS handshake only (DNS or proxy, TCP, TLS), for certificate inspection; no time limit
+    /// of its own.
+    pub(crate) async fn tls_handshake(
+        &self,
+        url: &Url,
+        mode: &ConnectionMode,
+    ) -> Result<TlsPeer, TransportError> {
+        let tcp = self.tcp(url, mode).await?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| failure("tls", "URL has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let name = ServerName::try_from(host).map_err(|e| failure("tls", e))?;
+        let connector = tokio_rustls::TlsConnector::from(self.tls.config());
+        let stream = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| failure("tls", error_chain(&e)))?;
+        let (_, connection) = stream.get_ref();
+        let peer = TlsPeer {
+            certificates: connection
+                .peer_certificates()
+                .map(|chain| chain.iter().map(|c| c.to_vec()).collect())
+                .unwrap_or_default(),
+            protocol: connection.protocol_version().map(protocol_name),
+            cipher_suite: connection
+                .negotiated_cipher_suite()
+                .map(|suite| cipher_suite_name(suite.suite())),
+        };
+        Ok(peer)
+    }
+
+    /// Opens the WebSocket (DNS or proxy, TCP, TLS, handshake) without a time limit of its own,
+    /// with the headers of the handshake response that identify the server.
     pub(crate) async fn open_stream(
         &self,
         url: &Url,
         mode: &ConnectionMode,
-    ) -> Result<RawSocket, TransportError> {
+    ) -> Result<(RawSocket, HandshakeHeaders), TransportError> {
         let tcp = self.tcp(url, mode).await?;
         let _ = tcp.set_nodelay(true);
         let connector = match url.scheme() {
@@ -218,7 +253,7 @@ impl RelayTransport {
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_MESSAGE_BYTES));
-        let (socket, _) = Box::pin(tokio_tungstenite::client_async_tls_with_config(
+        let (socket, response) = Box::pin(tokio_tungstenite::client_async_tls_with_config(
             url.as_str(),
             tcp,
             Some(config),
@@ -226,7 +261,59 @@ impl RelayTransport {
         ))
         .await
         .map_err(|e| failure("websocket", error_chain(&e)))?;
-        Ok(socket)
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(MAX_HEADER_CHARS).collect::<String>())
+                .filter(|v| !v.trim().is_empty())
+        };
+        let headers = HandshakeHeaders {
+            server: header("server"),
+            powered_by: header("x-powered-by"),
+        };
+        Ok((socket, headers))
+    }
+}
+
+/// Longest handshake header value kept (a relay controls it).
+const MAX_HEADER_CHARS: usize = 256;
+
+/// The headers of a WebSocket handshake response that identify the server software.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandshakeHeaders {
+    /// `Server`.
+    pub server: Option<String>,
+    /// `X-Powered-By`.
+    pub powered_by: Option<String>,
+}
+
+/// What a TLS handshake revealed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsPeer {
+    /// The certificate chain as sent, leaf first (DER).
+    pub certificates: Vec<Vec<u8>>,
+    /// The negotiated protocol, e.g. `TLSv1.3`.
+    pub protocol: Option<String>,
+    /// The negotiated cipher suite (IANA name, e.g. `TLS_AES_256_GCM_SHA384`).
+    pub cipher_suite: Option<String>,
+}
+
+fn protocol_name(version: rustls::ProtocolVersion) -> String {
+    match version {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// rustls names TLS 1.3 suites `TLS13_*`; the IANA (and OpenSSL) name is `TLS_*`.
+fn cipher_suite_name(suite: rustls::CipherSuite) -> String {
+    let name = format!("{suite:?}");
+    match name.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => name,
     }
 }
 
