@@ -1,7 +1,8 @@
 # BigBrotr in Rust — developer entry points.
 #
 #   make run     local PostgreSQL cluster under .data/ (unless BROTR_CONFIG names a config),
-#                migrations, then the daemons that exist (today: the seeder, once)
+#                migrations, the seeder once, then finder, validator, monitor and synchronizer
+#                until Ctrl-C (ONCE=1: one cycle each); see scripts/run-local.sh
 #   make test    throwaway PostgreSQL cluster + the whole test suite (what CI runs)
 #   make lint    rustfmt check + clippy with warnings as errors
 #   make bench   benchmarks on a throwaway cluster (release build); see docs/benchmarks.md
@@ -34,7 +35,7 @@ fmt:
 	$(CARGO) fmt --all
 
 bench:
-	tests/pg-cluster.sh with "$(PG_BENCH_DIR)" -- $(CARGO) bench -p bigbrotr-tests --bench ingest --bench discovery --bench sync
+	tests/pg-cluster.sh with "$(PG_BENCH_DIR)" -- $(CARGO) bench -p bigbrotr-tests --bench ingest --bench discovery --bench sync --bench monitor
 
 run:
 	@BROTR_CONFIG="$(BROTR_CONFIG)" ONCE="$(ONCE)" scripts/run-local.sh
@@ -42,7 +43,7 @@ run:
 migrate:
 	$(CARGO) run --release -q -p bigbrotr-migrate -- --brotr-config "$(or $(BROTR_CONFIG),config/brotr.yaml)"
 
-# Stops the local cluster of `make run` and deletes its data.
+# Stops the local cluster of `make run` and deletes its data (and the monitor's throwaway key).
 clean-data:
 	tests/pg-cluster.sh stop "$(CURDIR)/.data/pg"
 	rm -rf .data

@@ -3,6 +3,8 @@
 #   - bigbrotr-models does no I/O: no sqlx, tokio, reqwest, axum among its dependencies;
 #   - bigbrotr-db knows nothing of the runtime above it;
 #   - bigbrotr-utils (the network layer, beside core) depends on neither core nor db;
+#   - bigbrotr-nips (NIP-11/NIP-66 checks and events, above models and utils, below the services)
+#     depends on neither core nor db;
 #   - no service depends on another service, and none lists sqlx directly (all SQL is in db).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +31,19 @@ for forbidden in bigbrotr-core bigbrotr-db sqlx; do
         fail=1
     fi
 done
-services=$(ls -d crates/bigbrotr-*/ | xargs -n1 basename | grep -vE '^bigbrotr-(models|db|core|utils|testkit)$')
+nips=$(deps_of bigbrotr-nips)
+for forbidden in bigbrotr-core bigbrotr-db sqlx; do
+    if grep -qx "$forbidden" <<<"$nips"; then
+        echo "layering: bigbrotr-nips must not depend on $forbidden" >&2
+        fail=1
+    fi
+done
+services=$(ls -d crates/bigbrotr-*/ | xargs -n1 basename | grep -vE '^bigbrotr-(models|db|core|utils|nips|testkit)$')
 for service in $services; do
+    if grep -qx "$service" <<<"$nips"; then
+        echo "layering: bigbrotr-nips depends on $service; it sits below the services" >&2
+        fail=1
+    fi
     direct=$(direct_deps_of "$service")
     if grep -qx sqlx <<<"$direct"; then
         echo "layering: $service lists sqlx directly; SQL belongs in bigbrotr-db" >&2

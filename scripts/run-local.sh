@@ -4,17 +4,21 @@
 # Without BROTR_CONFIG: starts (or reuses) a PostgreSQL cluster under .data/pg on a Unix socket,
 # creates the `bigbrotr` database, writes .data/config/{brotr.yaml,services/*.yaml}, applies the
 # migrations, runs the seeder once with the default seed file, then the continuous daemons that
-# exist today (finder, validator, synchronizer) until Ctrl-C. With ONCE=1 each daemon runs one
-# cycle and exits. They run side by side: on a fresh database the synchronizer's first cycle finds
-# few or no relays (only those the validator has promoted by then); with many relays its cycle
-# may last up to timeouts.max_duration (4 h).
+# exist today (finder, validator, monitor, synchronizer) until Ctrl-C. With ONCE=1 each daemon runs
+# one cycle and exits. They run side by side: on a fresh database the monitor's and the
+# synchronizer's first cycles find few or no relays (only those the validator has promoted by
+# then); with many relays the synchronizer's cycle may last up to timeouts.max_duration (4 h).
+# The monitor signs with a throwaway key of its own (.data/monitor.key, made once from
+# /dev/urandom; NOSTR_PRIVATE_KEY is not used for it) and publishes nothing: its checks, and their
+# RTT write probes, still reach the relays, and it downloads the GeoLite2 databases into
+# .data/geoip/ (a failed download only warns).
 # With BROTR_CONFIG=path/to/brotr.yaml: uses that database instead of a local cluster.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 cargo build --release -q -p bigbrotr-migrate -p bigbrotr-seeder -p bigbrotr-finder -p bigbrotr-validator \
-    -p bigbrotr-synchronizer
+    -p bigbrotr-monitor -p bigbrotr-synchronizer
 bin="$root/target/release"
 
 config_dir="$root/.data/config"
@@ -62,6 +66,33 @@ metrics:
   enabled: true
   port: 8002
 YAML
+cat >"$config_dir/services/monitor.yaml" <<YAML
+# Written by scripts/run-local.sh: metrics on 127.0.0.1:8003; clearnet only (no Tor here).
+# Checks every relay (NIP-11, RTT, SSL, DNS, Geo, Net, HTTP) and stores the results, but publishes
+# nothing: a throwaway key's profile, relay list and NIP-66 events do not belong on public relays.
+metrics:
+  enabled: true
+  port: 8003
+geo:
+  city_database_path: $root/.data/geoip/GeoLite2-City.mmdb
+  asn_database_path: $root/.data/geoip/GeoLite2-ASN.mmdb
+discovery:
+  enabled: false
+announcement:
+  enabled: false
+profile:
+  enabled: false
+relay_list:
+  enabled: false
+YAML
+# The monitor's signing key (required): a throwaway one, kept for the next runs. 32 random bytes
+# are a valid secp256k1 secret key but for a chance of about 2^-128.
+monitor_key_file="$root/.data/monitor.key"
+if [ ! -s "$monitor_key_file" ]; then
+    (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$monitor_key_file")
+fi
+monitor_key=$(<"$monitor_key_file")
+
 cat >"$config_dir/services/synchronizer.yaml" <<YAML
 # Written by scripts/run-local.sh: metrics on 127.0.0.1:8004; clearnet only (no Tor here).
 # Defaults otherwise: every event up to a day ago; NIP-42 AUTH when NOSTR_PRIVATE_KEY is set.
@@ -75,8 +106,12 @@ if [ "${ONCE:-0}" = 1 ]; then
     once=(--once)
 fi
 pids=()
-for daemon in finder validator synchronizer; do
-    "$bin/bigbrotr-$daemon" "${once[@]}" --brotr-config "$BROTR_CONFIG" \
+for daemon in finder validator monitor synchronizer; do
+    key=()
+    if [ "$daemon" = monitor ]; then
+        key=(NOSTR_PRIVATE_KEY="$monitor_key")
+    fi
+    env "${key[@]}" "$bin/bigbrotr-$daemon" "${once[@]}" --brotr-config "$BROTR_CONFIG" \
         --config "$config_dir/services/$daemon.yaml" &
     pids+=("$!")
 done

@@ -1,16 +1,36 @@
 //! Every configuration file shipped under deployments/ loads with the daemons' own loader: valid
-//! values, no unknown keys (a typo there would silently fall back to a default).
+//! values, no unknown keys (a typo there would silently fall back to a default). The compose files
+//! and systemd units run every daemon the way its configuration expects (binary, role, key,
+//! ports, mounts, dependencies).
 
 use std::path::{Path, PathBuf};
 
-use bigbrotr_core::config::{self, Loaded};
+use bigbrotr_core::config::{self, Loaded, Validate};
 use bigbrotr_db::config::BrotrConfig;
 use bigbrotr_finder::FinderConfig;
+use bigbrotr_monitor::MonitorConfig;
+use bigbrotr_monitor::config::{
+    AnnouncementConfig, DiscoveryConfig, ProfileConfig, PublishingConfig, RelayListConfig,
+    RetryConfig,
+};
 use bigbrotr_seeder::SeederConfig;
 use bigbrotr_synchronizer::SynchronizerConfig;
 use bigbrotr_validator::ValidatorConfig;
+use serde_json::{Map, Value};
 
 use crate::fixtures::relay;
+
+/// The continuous daemons that exist, with their metrics host port offset (bigbrotr 8000+n,
+/// lilbrotr 9000+n).
+const DAEMONS: [(&str, u16); 4] = [
+    ("finder", 1),
+    ("validator", 2),
+    ("monitor", 3),
+    ("synchronizer", 4),
+];
+
+/// The daemons that reach onion relays through the compose `tor` service.
+const TOR_DAEMONS: [&str; 3] = ["validator", "monitor", "synchronizer"];
 
 fn deployments() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deployments")
@@ -114,5 +134,319 @@ fn every_deployment_config_loads_without_unknown_keys() {
         assert_eq!(loaded.config.keys.keys_env, "NOSTR_PRIVATE_KEY");
         assert!(loaded.config.overrides.is_empty());
         check_overrides_example(&synchronizer);
+        check_monitor(&dir.join("services/monitor.yaml"));
     }
+}
+
+/// A monitor file: valid, the original deployment's retries, Tor, the writer role, and GeoLite
+/// paths inside the `static/` directory the deployments mount read-write.
+fn check_monitor(path: &Path) {
+    let loaded: Loaded<MonitorConfig> =
+        config::load(path, "BIGBROTR_TEST_UNUSED_PREFIX__").unwrap();
+    check(&loaded, path);
+    let c = &loaded.config;
+    c.validate()
+        .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.0));
+    assert!(c.base.metrics.enabled, "{}", path.display());
+    assert_eq!(c.base.metrics.host, "0.0.0.0", "{}", path.display());
+    assert_eq!(c.base.pool.user.as_deref(), Some("writer"));
+    assert_eq!(
+        c.base.pool.password_env.as_deref(),
+        Some("DB_WRITER_PASSWORD")
+    );
+    assert_eq!(c.keys.keys_env, "NOSTR_PRIVATE_KEY");
+    assert!(c.networks.clearnet.enabled);
+    assert!(c.networks.tor.enabled);
+    assert_eq!(
+        c.networks.tor.proxy_url.as_deref(),
+        Some("socks5://tor:9050")
+    );
+    let retries = &c.processing.retries;
+    for (policy, attempts) in [
+        (&retries.nip11_info, 3),
+        (&retries.nip66_rtt, 2),
+        (&retries.nip66_ssl, 2),
+        (&retries.nip66_dns, 2),
+        (&retries.nip66_geo, 1),
+        (&retries.nip66_net, 1),
+        (&retries.nip66_http, 2),
+    ] {
+        let expected = RetryConfig {
+            max_attempts: attempts,
+            ..RetryConfig::default()
+        };
+        assert_eq!(*policy, expected, "{}", path.display());
+    }
+    // Everything the original deployment leaves at its defaults.
+    let defaults = MonitorConfig::default();
+    assert_eq!(c.processing.compute, defaults.processing.compute);
+    assert_eq!(c.processing.store, defaults.processing.store);
+    assert_eq!(c.geo, defaults.geo);
+    assert_eq!(c.publishing, PublishingConfig::default());
+    assert_eq!(c.discovery, DiscoveryConfig::default());
+    assert_eq!(c.announcement, AnnouncementConfig::default());
+    assert_eq!(c.profile, ProfileConfig::default());
+    assert_eq!(c.relay_list, RelayListConfig::default());
+    for file in [&c.geo.city_database_path, &c.geo.asn_database_path] {
+        assert!(
+            file.starts_with("static/") && !file.contains(".."),
+            "{}: {file} is outside the mounted static/",
+            path.display()
+        );
+    }
+}
+
+/// `value` with its YAML merge keys (`<<: *anchor`) applied; keys of the mapping itself win.
+fn merged(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut own = Map::new();
+            let mut bases = Vec::new();
+            for (key, value) in map {
+                let value = merged(value);
+                if key != "<<" {
+                    own.insert(key, value);
+                } else if let Value::Array(list) = value {
+                    bases.extend(list);
+                } else {
+                    bases.push(value);
+                }
+            }
+            for base in bases {
+                if let Value::Object(base) = base {
+                    for (key, value) in base {
+                        own.entry(key).or_insert(value);
+                    }
+                }
+            }
+            Value::Object(own)
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(merged).collect()),
+        other => other,
+    }
+}
+
+fn strings(value: &Value) -> Vec<&str> {
+    value
+        .as_array()
+        .map(|items| items.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn condition<'a>(service: &'a Value, dependency: &str) -> Option<&'a str> {
+    service["depends_on"][dependency]["condition"].as_str()
+}
+
+#[test]
+fn compose_files_run_every_daemon_with_its_binary_role_ports_and_mounts() {
+    let root = deployments();
+    let repository = root.join("..");
+    let mut compose_files: Vec<(String, PathBuf)> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|dir| dir.join("docker-compose.yaml").is_file())
+        .map(|dir| {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            (name, dir)
+        })
+        .collect();
+    compose_files.sort();
+    let names: Vec<&str> = compose_files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["bigbrotr", "lilbrotr"]);
+    for (variant, dir) in &compose_files {
+        let path = dir.join("docker-compose.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let compose = merged(config::parse_yaml(&text, &path).unwrap());
+        let services = compose["services"].as_object().unwrap();
+        let base_port = if variant == "lilbrotr" { 9000 } else { 8000 };
+        for (name, offset) in DAEMONS {
+            let at = format!("{}: {name}", path.display());
+            let service = services
+                .get(name)
+                .unwrap_or_else(|| panic!("{at}: missing"));
+            let binary = format!("bigbrotr-{name}");
+            assert_eq!(strings(&service["command"]), [binary.as_str()], "{at}");
+            assert!(
+                repository.join("crates").join(&binary).is_dir(),
+                "{at}: no crate {binary}"
+            );
+            assert!(
+                dir.join(format!("config/services/{name}.yaml")).is_file(),
+                "{at}: no config/services/{name}.yaml"
+            );
+            assert_eq!(
+                service["container_name"].as_str(),
+                Some(format!("{variant}-{name}").as_str()),
+                "{at}"
+            );
+            assert_eq!(service["restart"].as_str(), Some("unless-stopped"), "{at}");
+            assert_eq!(service["stop_grace_period"].as_str(), Some("60s"), "{at}");
+            let port = format!(
+                "127.0.0.1:${{{}_METRICS_PORT:-{}}}:8000",
+                name.to_ascii_uppercase(),
+                base_port + offset
+            );
+            assert_eq!(strings(&service["ports"]), [port.as_str()], "{at}");
+            let health = strings(&service["healthcheck"]["test"]).join(" ");
+            assert!(
+                health.contains("/dev/tcp/127.0.0.1/8000") && health.contains("GET /health"),
+                "{at}: {health}"
+            );
+            assert!(
+                service["environment"]["DB_WRITER_PASSWORD"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("${DB_WRITER_PASSWORD:?")),
+                "{at}: the writer password, required"
+            );
+            assert_eq!(
+                condition(service, "migrate"),
+                Some("service_completed_successfully"),
+                "{at}"
+            );
+            assert_eq!(
+                condition(service, "pgbouncer"),
+                Some("service_healthy"),
+                "{at}"
+            );
+            let tor = TOR_DAEMONS.contains(&name).then_some("service_healthy");
+            assert_eq!(condition(service, "tor"), tor, "{at}");
+            let volumes = strings(&service["volumes"]);
+            assert!(volumes.contains(&"./config:/app/config:ro"), "{at}");
+            assert!(volumes.contains(&"./gai.conf:/etc/gai.conf:ro"), "{at}");
+        }
+        // The monitor: signs with a required key and writes GeoLite files to static/; no other
+        // service may write there.
+        let monitor = &services["monitor"];
+        assert!(
+            monitor["environment"]["NOSTR_PRIVATE_KEY"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("${NOSTR_PRIVATE_KEY:?")),
+            "{}: the monitor's key is required",
+            path.display()
+        );
+        for (name, service) in services {
+            for volume in strings(&service["volumes"]) {
+                if volume.split(':').nth(1) == Some("/app/static") {
+                    let expected = if name == "monitor" {
+                        "./static:/app/static:rw"
+                    } else {
+                        "./static:/app/static:ro"
+                    };
+                    assert_eq!(volume, expected, "{}: {name}", path.display());
+                }
+            }
+        }
+        assert!(
+            strings(&monitor["volumes"]).contains(&"./static:/app/static:rw"),
+            "{}: monitor",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn systemd_units_run_every_daemon_and_let_only_the_monitor_write_static() {
+    let systemd = deployments().join("systemd");
+    let template = std::fs::read_to_string(systemd.join("bigbrotr@.service")).unwrap();
+    assert!(template.contains("\nExecStart=/usr/local/bin/bigbrotr-%i\n"));
+    assert!(template.contains("\nWorkingDirectory=/etc/bigbrotr\n"));
+    assert!(template.contains("\nProtectSystem=strict\n"));
+    assert!(template.contains("\nTimeoutStopSec=60s\n"));
+    assert!(template.contains("\nEnvironmentFile=-/etc/bigbrotr/%i.env\n"));
+    assert!(
+        !template.contains("ReadWritePaths"),
+        "only the monitor's drop-in"
+    );
+    for (name, _) in DAEMONS {
+        assert!(
+            template.contains(name),
+            "bigbrotr@.service does not list {name}"
+        );
+    }
+    let drop_in =
+        std::fs::read_to_string(systemd.join("bigbrotr@monitor.service.d/10-static-rw.conf"))
+            .unwrap();
+    let lines: Vec<&str> = drop_in
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .collect();
+    assert_eq!(lines, ["[Service]", "ReadWritePaths=/etc/bigbrotr/static"]);
+    // The monitor's default GeoLite paths resolve there from WorkingDirectory=/etc/bigbrotr.
+    let geo = MonitorConfig::default().geo;
+    assert!(geo.city_database_path.starts_with("static/"));
+    assert!(geo.asn_database_path.starts_with("static/"));
+    let readme = std::fs::read_to_string(systemd.join("README.md")).unwrap();
+    assert!(readme.contains("bigbrotr@monitor.service.d/10-static-rw.conf"));
+    assert!(readme.contains("systemctl enable --now bigbrotr@monitor.service"));
+}
+
+/// The service files `scripts/run-local.sh` writes (`cat >"$config_dir/services/<name>.yaml"
+/// <<YAML ... YAML`), with `$root` standing for the repository.
+fn run_local_configs() -> Vec<(String, Value)> {
+    let repository = deployments().join("..");
+    let path = repository.join("scripts/run-local.sh");
+    let script = std::fs::read_to_string(&path).unwrap();
+    let root = repository.display().to_string();
+    let mut configs = Vec::new();
+    let mut lines = script.lines();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.strip_prefix("cat >\"$config_dir/services/") else {
+            continue;
+        };
+        let name = rest.split_once(".yaml\"").unwrap().0.to_owned();
+        let body: Vec<String> = lines
+            .by_ref()
+            .take_while(|line| *line != "YAML")
+            .map(|line| line.replace("$root", &root))
+            .collect();
+        configs.push((name, config::parse_yaml(&body.join("\n"), &path).unwrap()));
+    }
+    configs
+}
+
+#[test]
+fn run_local_configs_load_and_the_local_monitor_publishes_nothing() {
+    let configs = run_local_configs();
+    let names: Vec<&str> = configs.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["seeder", "finder", "validator", "monitor", "synchronizer"]
+    );
+    for (name, yaml) in configs {
+        let origin = format!("run-local.sh: {name}.yaml");
+        let unknown = match name.as_str() {
+            "seeder" => load::<SeederConfig>(yaml, &origin).unknown_keys,
+            "finder" => load::<FinderConfig>(yaml, &origin).unknown_keys,
+            "validator" => load::<ValidatorConfig>(yaml, &origin).unknown_keys,
+            "synchronizer" => load::<SynchronizerConfig>(yaml, &origin).unknown_keys,
+            "monitor" => {
+                let loaded = load::<MonitorConfig>(yaml, &origin);
+                let c = &loaded.config;
+                assert_eq!(c.base.metrics.port, 8003);
+                assert!(!c.networks.tor.enabled);
+                for enabled in [
+                    c.discovery.enabled,
+                    c.announcement.enabled,
+                    c.profile.enabled,
+                    c.relay_list.enabled,
+                ] {
+                    assert!(!enabled, "{origin}: a throwaway key publishes nothing");
+                }
+                for file in [&c.geo.city_database_path, &c.geo.asn_database_path] {
+                    assert!(file.contains("/.data/geoip/"), "{origin}: {file}");
+                }
+                loaded.unknown_keys
+            }
+            other => panic!("run-local.sh writes an unexpected {other}.yaml"),
+        };
+        assert!(unknown.is_empty(), "{origin}: unknown keys {unknown:?}");
+    }
+}
+
+fn load<T>(yaml: Value, origin: &str) -> Loaded<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Default + Validate,
+{
+    config::load_value(yaml, true, "BIGBROTR_TEST_UNUSED_PREFIX__", origin)
+        .unwrap_or_else(|e| panic!("{origin}: {}", e.0))
 }

@@ -713,3 +713,170 @@ async fn hostile_relays_cost_at_most_their_timeouts() {
     );
     assert_eq!(report.failed, 2, "{report:?}");
 }
+
+#[tokio::test]
+async fn overlay_relays_are_checked_through_the_proxy() {
+    bigbrotr_core::bootstrap::install_crypto_provider();
+    let db = TestDb::new().await;
+    let ctx = context(&db, "monitor");
+    let keys = Keys::generate();
+    let mut lab = Lab::new("overlay");
+    let publish = lab
+        .relay(
+            "publish",
+            RelayBuilder::default(),
+            Nip11Reply::json("{}"),
+            &[],
+        )
+        .await;
+    let onion_host = format!("{}.onion", "m".repeat(56));
+    let relay = TestRelay::seeded(
+        RelayBuilder::default(),
+        &[EventBuilder::text_note("x")
+            .sign_with_keys(&Keys::generate())
+            .unwrap()],
+    )
+    .await;
+    let front = RelayFront::start(
+        relay.address(),
+        FrontOptions {
+            tls: None,
+            nip11: Nip11Reply::json(r#"{"name":"hidden","supported_nips":[1,11]}"#),
+            handshake_headers: vec![("Server".to_owned(), "onion-relay".to_owned())],
+        },
+    )
+    .await;
+    let proxy = bigbrotr_testkit::socks::SocksProxy::start(HashMap::from([(
+        onion_host.clone(),
+        front.address(),
+    )]))
+    .await;
+    let mut networks = networks(3.0);
+    networks.tor = NetworkConfig {
+        enabled: true,
+        proxy_url: Some(proxy.url()),
+        max_tasks: 5,
+        timeout: 3.0,
+    };
+    let (connector, nip11, dns) = lab.finish(&networks, &keys).await;
+    let config = config(&lab, &networks, dns, &publish);
+    let onion = format!("ws://{onion_host}");
+    add_relays(&ctx, &[&onion]).await;
+    let monitor = Monitor::new(config, keys.clone(), connector.clone(), nip11);
+    let report = monitor.cycle(&ctx).await.unwrap();
+    assert_eq!((report.checked, report.succeeded), (1, 1), "{report:?}");
+    assert_eq!(
+        front.nip11_requests(),
+        1,
+        "NIP-11 went through the proxy to the onion host"
+    );
+    assert!(
+        proxy.requests().iter().all(|r| r.contains(&onion_host)),
+        "{:?}",
+        proxy.requests()
+    );
+    let rows = stored(&db, &onion).await;
+    let mut types: Vec<&String> = rows.keys().collect();
+    types.sort();
+    assert_eq!(
+        types,
+        ["nip11_info", "nip66_http", "nip66_rtt"],
+        "SSL, DNS, Geo and Net are clearnet checks"
+    );
+    assert_eq!(rows["nip11_info"]["data"]["name"], "hidden");
+    assert_eq!(rows["nip66_rtt"]["logs"]["write_success"], true);
+    assert_eq!(rows["nip66_http"]["data"]["http_server"], "onion-relay");
+    let events = published(&connector, &publish, keys.public_key()).await;
+    let discovery = events
+        .iter()
+        .find(|e| e.kind == Kind::from(30166))
+        .expect("30166");
+    assert_eq!(values(&tags_of(discovery), "n"), ["tor"]);
+    drop((relay, front, proxy));
+}
+
+#[tokio::test]
+async fn relays_are_due_by_checkpoint_age_and_stale_checkpoints_go() {
+    let db = TestDb::new().await;
+    let ctx = context(&db, "monitor");
+    let now = bigbrotr_core::clock::now();
+    let urls = [
+        "wss://never.example.com",
+        "wss://old.example.com",
+        "wss://older.example.com",
+        "wss://recent.example.com",
+        "wss://garbled.example.com",
+    ];
+    add_relays(&ctx, &urls).await;
+    let tor = format!("ws://{}.onion", "t".repeat(56));
+    add_relays(&ctx, &[&tor]).await;
+    sqlx::query(
+        "INSERT INTO service_state VALUES
+         ('monitor','checkpoint','wss://old.example.com', jsonb_build_object('timestamp', $1::bigint)),
+         ('monitor','checkpoint','wss://older.example.com', jsonb_build_object('timestamp', $2::bigint)),
+         ('monitor','checkpoint','wss://recent.example.com', jsonb_build_object('timestamp', $3::bigint)),
+         ('monitor','checkpoint','wss://garbled.example.com', '{\"timestamp\":\"yesterday\"}'),
+         ('monitor','checkpoint','wss://gone.example.com', '{\"timestamp\":1}'),
+         ('monitor','checkpoint','announcement', '{\"timestamp\":1}'),
+         ('monitor','checkpoint','profile', '{\"timestamp\":1}')",
+    )
+    .bind(now - 20_000)
+    .bind(now - 30_000)
+    .bind(now - 100)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let clearnet = [bigbrotr_models::relay::NetworkType::Clearnet];
+    let due: Vec<String> = ctx
+        .brotr
+        .monitor_targets(&clearnet, now - 14_400, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.url().to_owned())
+        .collect();
+    // No checkpoint (or an unreadable one) counts as 0, then by discovered_at; then oldest first;
+    // the recent one and the disabled network are not due.
+    assert_eq!(
+        due,
+        [
+            "wss://never.example.com",
+            "wss://garbled.example.com",
+            "wss://older.example.com",
+            "wss://old.example.com"
+        ]
+    );
+    let limited = ctx
+        .brotr
+        .monitor_targets(&clearnet, now - 14_400, Some(2))
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 2);
+
+    let mut config = MonitorConfig::default();
+    config.profile.enabled = false;
+    let monitor = Monitor::new(
+        config,
+        Keys::generate(),
+        Connector::new(NetworksConfig::default()).unwrap(),
+        Nip11Options::default(),
+    );
+    assert_eq!(monitor.cleanup_checkpoints(&ctx).await.unwrap(), 2);
+    let keys: Vec<String> = sqlx::query_scalar(
+        "SELECT state_key FROM service_state WHERE service_name = 'monitor' ORDER BY state_key",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        keys,
+        [
+            "announcement",
+            "wss://garbled.example.com",
+            "wss://old.example.com",
+            "wss://older.example.com",
+            "wss://recent.example.com"
+        ],
+        "the gone relay and the disabled profile lose their checkpoints"
+    );
+}

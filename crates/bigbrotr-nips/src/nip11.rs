@@ -4,7 +4,9 @@
 //! removed (retention, relay_countries, language_tags, tags, posting_policy, privacy_policy) and
 //! drops values of the wrong type.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bigbrotr_models::relay::{NetworkType, Relay};
@@ -110,25 +112,36 @@ impl Nip11 {
     }
 }
 
-/// Fetches NIP-11 documents; build one per cycle and share it (it holds the HTTP clients).
+/// Fetches NIP-11 documents; build one per cycle and share it (clones share the HTTP clients,
+/// one per network and certificate mode, built on first use).
 #[derive(Debug, Clone)]
 pub struct Nip11Fetcher {
     networks: NetworksConfig,
     options: Nip11Options,
+    clients: Arc<Mutex<HashMap<(NetworkType, bool), reqwest::Client>>>,
 }
 
 impl Nip11Fetcher {
     /// A fetcher for `networks` (the proxy of each overlay) with `options`.
     pub fn new(networks: NetworksConfig, options: Nip11Options) -> Self {
-        Self { networks, options }
+        Self {
+            networks,
+            options,
+            clients: Arc::default(),
+        }
     }
 
-    fn client(
-        &self,
-        network: NetworkType,
-        timeout: Duration,
-        insecure: bool,
-    ) -> Result<reqwest::Client, HttpError> {
+    /// The client of `network` (connect timeout: the network's; each request sets its own
+    /// total timeout).
+    fn client(&self, network: NetworkType, insecure: bool) -> Result<reqwest::Client, HttpError> {
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(client) = clients.get(&(network, insecure)) {
+            return Ok(client.clone());
+        }
+        let timeout = self.networks.enabled_config(network)?.timeout();
         let options = HttpOptions {
             timeout,
             connect_timeout: timeout,
@@ -137,7 +150,9 @@ impl Nip11Fetcher {
             resolve: self.options.resolve.clone(),
             extra_roots: self.options.extra_roots.clone(),
         };
-        http::client(network, &self.networks, &options)
+        let client = http::client(network, &self.networks, &options)?;
+        clients.insert((network, insecure), client.clone());
+        Ok(client)
     }
 
     /// Fetches and parses the document of `relay`; everything (connect, TLS, redirects, body)
@@ -149,9 +164,10 @@ impl Nip11Fetcher {
         let attempt = |insecure: bool| {
             let url = url.clone();
             async move {
-                let client = self.client(relay.network(), timeout, insecure)?;
+                let client = self.client(relay.network(), insecure)?;
                 let request = client
                     .get(url)
+                    .timeout(timeout)
                     .header(reqwest::header::ACCEPT, "application/nostr+json");
                 http::send_bounded(request, self.options.max_size).await
             }

@@ -123,8 +123,11 @@ fn golden_30166_with_every_check() {
 
 #[test]
 fn golden_30166_minimal_and_failed_checks() {
-    let relay = Relay::new("ws://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion", 0)
-        .expect("relay");
+    let relay = Relay::new(
+        "ws://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion",
+        0,
+    )
+    .expect("relay");
     let failed_nip11 = Nip11 {
         outcome: CheckOutcome::failure("HTTP 404"),
         raw: None,
