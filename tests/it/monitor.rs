@@ -19,7 +19,7 @@ use bigbrotr_testkit::TestDb;
 use bigbrotr_testkit::dns::{DnsRecords, DnsServer};
 use bigbrotr_testkit::front::{FrontOptions, Nip11Reply, RelayFront};
 use bigbrotr_testkit::mmdb::{AsnEntry, CityEntry, asn_database, city_database};
-use bigbrotr_testkit::relays::{HostilePeer, Hostility, TestCa, TestRelay};
+use bigbrotr_testkit::relays::{HostilePeer, Hostility, TestCa, TestRelay, TlsFront};
 use bigbrotr_utils::network::{NetworkConfig, NetworksConfig};
 use bigbrotr_utils::relay::Connector;
 use nostr::{EventBuilder, Filter, Keys, Kind};
@@ -103,6 +103,17 @@ impl Lab {
         self.resolve.push((host.clone(), address));
         self.records = std::mem::take(&mut self.records).a(&host, DNS_ADDRESS, 300);
         format!("wss://{host}")
+    }
+
+    /// A hostile WebSocket peer behind a TLS front.
+    async fn tls_hostile(&mut self, name: &str, hostility: Hostility) -> String {
+        let peer = HostilePeer::start(hostility).await;
+        let host = Self::host(name);
+        let front = TlsFront::start(self.ca.server_config(&[&host]), peer.address()).await;
+        let url = self.point(name, front.address());
+        self.keep.push(Box::new(peer));
+        self.keep.push(Box::new(front));
+        url
     }
 
     async fn hostile(&mut self, name: &str, hostility: Hostility) -> String {
@@ -477,9 +488,33 @@ async fn a_cycle_checks_stores_and_publishes_every_relay() {
         tags_of(list[0]),
         vec![vec!["r".to_owned(), publish.clone(), "write".to_owned()]]
     );
+    // The write probe left on the checked relay: one addressable NIP-78 event that expires.
+    let checked = Relay::new(&good, 0).unwrap();
+    let mut session = connector.open_session(&checked).await.unwrap();
+    let probes = session
+        .query(
+            &Filter::new().author(keys.public_key()),
+            Duration::from_secs(5),
+            100,
+        )
+        .await
+        .unwrap();
+    session.close().await;
+    assert_eq!(probes.events.len(), 1, "one probe per monitor and relay");
+    let probe = &probes.events[0].event;
+    assert_eq!(probe.kind, Kind::from(30078));
+    assert_eq!(
+        probe.tags.identifier(),
+        Some(format!("bigbrotr-rtt-probe:{good}").as_str())
+    );
+    let expiration = probe
+        .tags
+        .expiration()
+        .expect("NIP-40 expiration")
+        .as_secs() as i64;
     assert!(
-        by_kind(22456).is_empty() && by_kind(30078).is_empty(),
-        "probes go to the checked relays only"
+        expiration > bigbrotr_core::clock::now()
+            && expiration <= bigbrotr_core::clock::now() + 3600
     );
 
     // A second cycle right away: nothing is due, nothing is republished.
@@ -641,6 +676,16 @@ async fn hostile_relays_cost_at_most_their_timeouts() {
             &[],
         )
         .await;
+    let elsewhere = lab
+        .relay(
+            "elsewhere",
+            RelayBuilder::default(),
+            Nip11Reply::RedirectTo("https://internal.example.com/".into()),
+            &[],
+        )
+        .await;
+    let silent = lab.tls_hostile("silent", Hostility::SilentRelay).await;
+    let flood = lab.tls_hostile("flood", Hostility::Flood).await;
     let no_tls = lab.hostile("notls", Hostility::SilentSocket).await;
     let garbage = lab.hostile("garbage", Hostility::Garbage).await;
     let (connector, nip11, dns) = lab.finish(&networks, &keys).await;
@@ -656,13 +701,15 @@ async fn hostile_relays_cost_at_most_their_timeouts() {
     config.profile.enabled = false;
     config.relay_list.enabled = false;
     config.announcement.enabled = false;
-    let urls = [&huge, &slow, &redirect, &html, &array, &no_tls, &garbage];
+    let urls = [
+        &huge, &slow, &redirect, &html, &array, &elsewhere, &silent, &flood, &no_tls, &garbage,
+    ];
     add_relays(&ctx, &urls.map(String::as_str)).await;
     let monitor = Monitor::new(config, keys, connector, nip11);
     let started = Instant::now();
     let report = monitor.cycle(&ctx).await.unwrap();
     let elapsed = started.elapsed();
-    assert_eq!(report.checked, 7);
+    assert_eq!(report.checked, 10);
     // Relays run concurrently; one relay's worst case is NIP-11, then RTT (three phases and a
     // read-back), then the parallel checks: about 7 timeouts.
     assert!(
@@ -695,6 +742,22 @@ async fn hostile_relays_cost_at_most_their_timeouts() {
         "Invalid Content-Type: text/html"
     );
     assert!(reason(&stored(&db, &array).await).contains("not an object"));
+    let elsewhere_reason = reason(&stored(&db, &elsewhere).await);
+    assert!(
+        elsewhere_reason.contains("another host"),
+        "{elsewhere_reason}"
+    );
+    // Relays that complete the handshake and then stall or flood: the read phase ends at its
+    // timeout, the connection is still recorded as open.
+    for url in [&silent, &flood] {
+        let logs = stored(&db, url).await["nip66_rtt"]["logs"].clone();
+        assert_eq!(logs["open_success"], true, "{url}: {logs}");
+        assert_eq!(logs["read_success"], false, "{url}: {logs}");
+        assert_eq!(
+            logs["read_reason"], "no response from relay",
+            "{url}: {logs}"
+        );
+    }
     // The relays behind the bad NIP-11 endpoints still answer as relays.
     for url in [&huge, &slow, &redirect, &html, &array] {
         assert_eq!(
@@ -712,6 +775,7 @@ async fn hostile_relays_cost_at_most_their_timeouts() {
         "not TLS at all"
     );
     assert_eq!(report.failed, 2, "{report:?}");
+    assert_eq!(report.succeeded, 8, "{report:?}");
 }
 
 #[tokio::test]

@@ -119,13 +119,13 @@ impl RelayResult {
             .filter(|kind| store.get(*kind))
             .filter_map(|kind| {
                 let outcome = self.outcome(kind)?;
-                match outcome.to_metadata(kind) {
-                    Ok(metadata) => Some(record(relay, metadata, self.generated_at)),
-                    Err(error) => {
-                        tracing::warn!(relay = relay.url(), kind = %kind, error = %error, "metadata_unstorable");
-                        None
-                    }
-                }
+                // A result PostgreSQL cannot store (NUL in a string the relay sent) is recorded
+                // as a failure with the reason, so every check leaves a row.
+                let metadata = outcome.to_metadata(kind).or_else(|error| {
+                    tracing::warn!(relay = relay.url(), kind = %kind, error = %error, "metadata_unstorable");
+                    CheckOutcome::failure(format!("unstorable result: {error}")).to_metadata(kind)
+                });
+                metadata.ok().map(|m| record(relay, m, self.generated_at))
             })
             .collect()
     }
@@ -449,8 +449,13 @@ mod tests {
             jitter: 0.0,
         };
         let shutdown = CancellationToken::new();
-        shutdown.cancel();
+        let stopper = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            stopper.cancel();
+        });
         let calls = std::sync::atomic::AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
         with_retry(
             &policy,
             &shutdown,
@@ -459,6 +464,11 @@ mod tests {
         )
         .await;
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(1),
+            "not the 10 s delay"
+        );
     }
 
     #[test]

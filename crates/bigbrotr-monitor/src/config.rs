@@ -202,7 +202,7 @@ impl Default for ProcessingConfig {
             allow_insecure: false,
             nip11_info_max_size: 1_048_576,
             nip11_max_redirects: 3,
-            max_probe_pow: 24,
+            max_probe_pow: 20,
             retries: RetriesConfig::default(),
             compute: MetadataFlags::default(),
             store: MetadataFlags::default(),
@@ -292,7 +292,7 @@ pub struct DiscoveryConfig {
     /// Publish 30166 events.
     pub enabled: bool,
     /// Seconds between checks of one relay (also the 10166 `frequency`, ≥ 60).
-    pub interval: u64,
+    pub interval: f64,
     /// Which results go into the events (⊆ compute).
     pub include: MetadataFlags,
     /// Relays (`null` = `publishing.relays`).
@@ -303,7 +303,7 @@ impl Default for DiscoveryConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            interval: 14_400,
+            interval: 14_400.0,
             include: MetadataFlags::default(),
             relays: None,
         }
@@ -317,7 +317,7 @@ pub struct AnnouncementConfig {
     /// Publish the announcement.
     pub enabled: bool,
     /// Seconds between publications (≥ 60).
-    pub interval: u64,
+    pub interval: f64,
     /// The monitor's geohash (`g`).
     pub geohash: Option<String>,
     /// Which checks are announced (⊆ compute).
@@ -330,7 +330,7 @@ impl Default for AnnouncementConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            interval: 86_400,
+            interval: 86_400.0,
             geohash: None,
             include: MetadataFlags::default(),
             relays: None,
@@ -345,7 +345,7 @@ pub struct ProfileConfig {
     /// Publish the profile.
     pub enabled: bool,
     /// Seconds between publications (≥ 60).
-    pub interval: u64,
+    pub interval: f64,
     /// Relays (`null` = `publishing.relays`).
     pub relays: Option<Vec<String>>,
     /// `name`.
@@ -368,7 +368,7 @@ impl Default for ProfileConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            interval: 86_400,
+            interval: 86_400.0,
             relays: None,
             name: Some("BigBrotr Monitor".to_owned()),
             about: Some("Nostr relay monitoring service".to_owned()),
@@ -388,7 +388,7 @@ pub struct RelayListConfig {
     /// Publish the relay list.
     pub enabled: bool,
     /// Seconds between publications (≥ 60).
-    pub interval: u64,
+    pub interval: f64,
     /// Relays (`null` = `publishing.relays`).
     pub relays: Option<Vec<String>>,
 }
@@ -397,7 +397,7 @@ impl Default for RelayListConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            interval: 86_400,
+            interval: 86_400.0,
             relays: None,
         }
     }
@@ -565,9 +565,9 @@ impl Validate for MonitorConfig {
                 &self.relay_list.relays,
             ),
         ] {
-            if interval < 60 {
+            if !interval.is_finite() || !(60.0..=31_536_000.0).contains(&interval) {
                 return Err(ConfigError(format!(
-                    "{key}.interval = {interval} must be at least 60"
+                    "{key}.interval = {interval} is out of range (60..=31536000)"
                 )));
             }
             if let Some(relays) = relays {

@@ -58,7 +58,7 @@ pub struct CycleReport {
     pub failed: u64,
     /// Metadata rows stored.
     pub stored: u64,
-    /// 30166 events accepted by at least one relay.
+    /// 30166 events stored by the publishing relay that took the most.
     pub discoveries_published: u64,
     /// Publications (0, 10002, 10166) sent this cycle.
     pub publications: Vec<&'static str>,
@@ -292,7 +292,7 @@ impl Monitor {
             banner: c.profile.banner.clone(),
             lud16: c.profile.lud16.clone(),
         };
-        let candidates: [(bool, &'static str, u64, &[String], EventBuilder); 3] = [
+        let candidates: [(bool, &'static str, f64, &[String], EventBuilder); 3] = [
             (
                 c.profile.enabled,
                 PROFILE_KEY,
@@ -320,7 +320,7 @@ impl Monitor {
                 continue;
             }
             let last = self.last_published(ctx, key).await?;
-            if now - last < interval as i64 {
+            if ((now - last) as f64) < interval {
                 continue;
             }
             let event = builder.sign_with_keys(&self.keys)?;
@@ -357,7 +357,7 @@ impl Monitor {
             .and_then(|n| c.networks.get(*n))
             .map_or(10_000, |n| n.timeout().as_millis() as u64);
         Announcement {
-            frequency: c.discovery.interval,
+            frequency: c.discovery.interval as u64,
             geohash: c.announcement.geohash.clone(),
             networks,
             timeout_ms,
@@ -421,13 +421,15 @@ impl Monitor {
         chunk: &[Relay],
     ) -> Vec<(Relay, RelayResult)> {
         let mut tasks = JoinSet::new();
+        let mut relays_of = std::collections::HashMap::new();
         for relay in chunk {
-            let relay = relay.clone();
+            let task_relay = relay.clone();
             let checker = checker.clone();
             let semaphores = self.semaphores.clone();
             let shutdown = ctx.shutdown.clone();
             let timeout = self.connector.timeout(relay.network());
-            tasks.spawn(async move {
+            let handle = tasks.spawn(async move {
+                let relay = task_relay;
                 let Ok(timeout) = timeout else {
                     return None;
                 };
@@ -438,13 +440,28 @@ impl Monitor {
                 let result = checker.check(&relay, timeout, clock::now()).await;
                 Some((relay, result))
             });
+            relays_of.insert(handle.id(), relay.clone());
         }
         let mut results = Vec::with_capacity(chunk.len());
-        while let Some(joined) = tasks.join_next().await {
+        while let Some(joined) = tasks.join_next_with_id().await {
             match joined {
-                Ok(Some(result)) => results.push(result),
-                Ok(None) => {}
-                Err(error) => tracing::error!(error = %error, "relay_check_panicked"),
+                Ok((_, Some(result))) => results.push(result),
+                Ok((_, None)) => {}
+                Err(error) => {
+                    // A check that panicked is a failed check of that relay: it still gets its
+                    // checkpoint, so it cannot stay first in line for ever.
+                    tracing::error!(error = %error, "relay_check_panicked");
+                    if let Some(relay) = relays_of.remove(&error.id()) {
+                        let mut result = RelayResult {
+                            generated_at: clock::now(),
+                            ..RelayResult::default()
+                        };
+                        result.http = Some(bigbrotr_nips::CheckOutcome::failure(format!(
+                            "check aborted: {error}"
+                        )));
+                        results.push((relay, result));
+                    }
+                }
             }
         }
         results
@@ -510,13 +527,8 @@ impl Monitor {
         if !discoveries.is_empty() {
             let relays = c.relays_for(&c.discovery.relays);
             let delivery = publisher.publish(&discoveries, relays).await;
-            // Each relay accepted `events_accepted / relays` on average; count events that at
-            // least one relay took as published.
-            let published = if delivery.accepted > 0 {
-                discoveries.len()
-            } else {
-                0
-            };
+            // At least this many events are on some relay.
+            let published = delivery.most_accepted;
             report.discoveries_published += published as u64;
             ctx.metrics.inc_labelled_counter(
                 "events_published",

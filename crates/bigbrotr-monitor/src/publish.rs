@@ -20,6 +20,8 @@ pub struct Delivery {
     pub failed: usize,
     /// Events accepted, summed over relays.
     pub events_accepted: usize,
+    /// Events accepted by the relay that accepted the most.
+    pub most_accepted: usize,
 }
 
 enum Slot {
@@ -88,12 +90,19 @@ impl Publisher {
     }
 
     /// Sends `events` to each of `relays` (concurrently across relays, in order within one). A
-    /// relay counts as accepted when it accepted every event.
+    /// relay counts as accepted when it accepted every event. Duplicate URLs are sent to once.
     pub async fn publish(&self, events: &[nostr::Event], relays: &[String]) -> Delivery {
-        let outcomes = join_all(relays.iter().map(|url| self.publish_to(url, events))).await;
+        let mut unique: Vec<&String> = Vec::with_capacity(relays.len());
+        for url in relays {
+            if !unique.contains(&url) {
+                unique.push(url);
+            }
+        }
+        let outcomes = join_all(unique.iter().map(|url| self.publish_to(url, events))).await;
         let mut delivery = Delivery::default();
         for accepted in outcomes {
             delivery.events_accepted += accepted;
+            delivery.most_accepted = delivery.most_accepted.max(accepted);
             if accepted == events.len() && !events.is_empty() {
                 delivery.accepted += 1;
             } else {
@@ -103,36 +112,48 @@ impl Publisher {
         delivery
     }
 
-    /// Returns how many of `events` the relay accepted.
+    /// Returns how many of `events` the relay accepted. A session that breaks or stops
+    /// answering (relays drop idle connections between chunks) is reopened once and the event
+    /// sent again; a second failure gives the relay up for the cycle.
     async fn publish_to(&self, url: &str, events: &[nostr::Event]) -> usize {
         let slot = self.slot(url).await;
         let mut slot = slot.lock().await;
-        let Slot::Open(session) = &mut *slot else {
-            return 0;
-        };
         let mut accepted = 0;
-        let mut broken = false;
-        for event in events {
-            match session.publish(event, self.timeout).await {
-                Ok(answer) if answer.accepted => accepted += 1,
+        let mut reopened = false;
+        let mut next = 0;
+        while let Some(event) = events.get(next) {
+            let answer = match &mut *slot {
+                Slot::Open(session) => session.publish(event, self.timeout).await,
+                Slot::Failed => break,
+            };
+            match answer {
                 Ok(answer) => {
-                    tracing::info!(
-                        relay = url,
-                        kind = event.kind.as_u16(),
-                        message = answer.message.as_str(),
-                        "publish_refused"
-                    );
+                    if answer.accepted {
+                        accepted += 1;
+                    } else {
+                        tracing::info!(
+                            relay = url,
+                            kind = event.kind.as_u16(),
+                            message = answer.message.as_str(),
+                            "publish_refused"
+                        );
+                    }
+                    next += 1;
+                }
+                Err(error) if !reopened => {
+                    tracing::debug!(relay = url, error = %error, "publish_reconnect");
+                    reopened = true;
+                    *slot = match parse_relay(url, 0) {
+                        Ok(relay) => self.open(&relay).await,
+                        Err(_) => Slot::Failed,
+                    };
                 }
                 Err(error) => {
                     tracing::warn!(relay = url, error = %error, "publish_failed");
-                    broken = true;
+                    *slot = Slot::Failed;
                     break;
                 }
             }
-        }
-        if broken {
-            // A broken session is not reused this cycle.
-            *slot = Slot::Failed;
         }
         accepted
     }

@@ -18,8 +18,15 @@ pub const RELAY_DISCOVERY: u16 = 30166;
 pub const MONITOR_ANNOUNCEMENT: u16 = 10166;
 
 /// Largest NIP-11 document put verbatim into a 30166 `content`; a larger one is replaced by its
-/// parsed, canonical form (publishing relays refuse oversized events).
+/// parsed form if that fits, else by `""` (publishing relays refuse oversized events).
 pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
+
+/// Longest tag value published; a tag with a longer value (a relay controls most of them) is
+/// left out rather than cut.
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
+
+/// Tags of one name published at most per event (`N`, `t`, `l`, `W`, `k`, ...).
+pub const MAX_TAGS_PER_NAME: usize = 100;
 
 /// The check results of one relay that go into its 30166 (each `None` when not included).
 #[derive(Debug, Clone, Copy, Default)]
@@ -190,13 +197,38 @@ pub fn discovery_content(nip11: Option<&Nip11>) -> String {
     };
     match &nip11.raw {
         Some(raw) if raw.len() <= MAX_CONTENT_BYTES => raw.clone(),
-        Some(_) => serde_json::to_string(&nip11.outcome.data).unwrap_or_default(),
+        Some(_) => serde_json::to_string(&nip11.outcome.data)
+            .ok()
+            .filter(|parsed| parsed.len() <= MAX_CONTENT_BYTES)
+            .unwrap_or_default(),
         None => String::new(),
     }
 }
 
-/// The tags of a relay's 30166, in a fixed order (golden-tested).
+/// The tags of a relay's 30166, in a fixed order (golden-tested), bounded: no value longer
+/// than [`MAX_TAG_VALUE_CHARS`] (the `d` tag excepted), at most [`MAX_TAGS_PER_NAME`] per name.
 pub fn discovery_tags(relay: &Relay, checks: &RelayChecks<'_>) -> Vec<Tag> {
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    all_discovery_tags(relay, checks)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, tag)| {
+            *i == 0
+                || tag
+                    .as_slice()
+                    .iter()
+                    .all(|v| v.chars().count() <= MAX_TAG_VALUE_CHARS)
+        })
+        .filter(|(_, tag)| {
+            let count = counts.entry(tag.kind().to_string()).or_default();
+            *count += 1;
+            *count <= MAX_TAGS_PER_NAME
+        })
+        .map(|(_, tag)| tag)
+        .collect()
+}
+
+fn all_discovery_tags(relay: &Relay, checks: &RelayChecks<'_>) -> Vec<Tag> {
     let mut tags = vec![
         Tag::identifier(relay.url()),
         tag("n", &[relay.network().as_str()]),

@@ -149,6 +149,7 @@ impl Nip11Fetcher {
             max_redirects: self.options.max_redirects,
             resolve: self.options.resolve.clone(),
             extra_roots: self.options.extra_roots.clone(),
+            same_host_redirects: true,
         };
         let client = http::client(network, &self.networks, &options)?;
         clients.insert((network, insecure), client.clone());

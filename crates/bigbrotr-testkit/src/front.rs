@@ -30,6 +30,8 @@ pub enum Nip11Reply {
     },
     /// `302` to the same path, for ever.
     EndlessRedirect,
+    /// `302` to this URL.
+    RedirectTo(String),
     /// Headers announcing a body of `length` bytes, then that many bytes.
     Huge(usize),
     /// Headers, then one body byte every second, never finishing.
@@ -204,6 +206,12 @@ async fn answer_nip11<S: AsyncWrite + Unpin>(client: &mut S, reply: &Nip11Reply,
         Nip11Reply::EndlessRedirect => {
             let head = format!(
                 "HTTP/1.1 302 Found\r\nlocation: {path}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            let _ = client.write_all(head.as_bytes()).await;
+        }
+        Nip11Reply::RedirectTo(location) => {
+            let head = format!(
+                "HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
             );
             let _ = client.write_all(head.as_bytes()).await;
         }

@@ -60,6 +60,9 @@ pub struct HttpOptions {
     pub resolve: Vec<(String, SocketAddr)>,
     /// Extra trusted root certificates (DER) besides the platform's defaults.
     pub extra_roots: Vec<Vec<u8>>,
+    /// Follow redirects only to the same host (NIP-11: a relay's document may move within its
+    /// host, and must not send the monitor to other hosts or internal services).
+    pub same_host_redirects: bool,
 }
 
 impl HttpOptions {
@@ -72,6 +75,7 @@ impl HttpOptions {
             max_redirects: 5,
             resolve: Vec::new(),
             extra_roots: Vec::new(),
+            same_host_redirects: false,
         }
     }
 }
@@ -88,7 +92,8 @@ pub fn client(
         .user_agent(USER_AGENT)
         .timeout(options.timeout)
         .connect_timeout(options.connect_timeout)
-        .redirect(reqwest::redirect::Policy::limited(options.max_redirects))
+        .redirect(redirect_policy(options))
+        .pool_max_idle_per_host(0)
         .no_proxy();
     for (host, address) in &options.resolve {
         builder = builder.resolve(host, *address);
@@ -107,6 +112,27 @@ pub fn client(
         None => builder.danger_accept_invalid_certs(options.allow_insecure),
     };
     builder.build().map_err(HttpError::request)
+}
+
+fn redirect_policy(options: &HttpOptions) -> reqwest::redirect::Policy {
+    let max = options.max_redirects;
+    if !options.same_host_redirects {
+        return reqwest::redirect::Policy::limited(max);
+    }
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > max {
+            return attempt.error(format!("too many redirects (more than {max})"));
+        }
+        let origin = attempt
+            .previous()
+            .first()
+            .and_then(|u| u.host_str().map(str::to_owned));
+        if origin.as_deref() != attempt.url().host_str() {
+            let target = attempt.url().to_string();
+            return attempt.error(format!("redirect to another host refused: {target}"));
+        }
+        attempt.follow()
+    })
 }
 
 /// A response whose body was read completely within the limit.

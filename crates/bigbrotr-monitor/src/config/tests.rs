@@ -30,8 +30,8 @@ fn defaults_are_the_originals_and_valid() {
     assert_eq!(c.geo.max_age_days, Some(30));
     assert_eq!(c.geo.max_download_size, 100_000_000);
     assert!(c.geo.asn_download_url.ends_with("GeoLite2-ASN.mmdb"));
-    assert_eq!(c.discovery.interval, 14_400);
-    assert_eq!(c.announcement.interval, 86_400);
+    assert_eq!(c.discovery.interval, 14_400.0);
+    assert_eq!(c.announcement.interval, 86_400.0);
     assert_eq!(c.profile.name.as_deref(), Some("BigBrotr Monitor"));
     assert_eq!(c.publishing.relays.len(), 4);
     assert_eq!(c.keys.keys_env, "NOSTR_PRIVATE_KEY");
@@ -112,7 +112,7 @@ fn ranges_name_their_key() {
     );
     assert!(invalid(|c| c.geo.geohash_precision = 13).contains("geo.geohash_precision"));
     assert!(invalid(|c| c.geo.max_age_days = Some(0)).contains("geo.max_age_days"));
-    assert!(invalid(|c| c.discovery.interval = 59).contains("discovery.interval"));
+    assert!(invalid(|c| c.discovery.interval = 59.0).contains("discovery.interval"));
     assert!(
         invalid(|c| c.publishing.relays = vec!["http://x".into()]).contains("publishing.relays[0]")
     );

@@ -247,17 +247,54 @@ fn relay_types() {
 }
 
 #[test]
-fn oversized_document_is_replaced_by_its_parsed_form() {
-    let big = format!(
+fn oversized_documents_and_tags_are_bounded() {
+    // A big document of unknown fields: its parsed form is small and replaces it.
+    let padded = format!(
+        r#"{{"name":"big","junk":"{}"}}"#,
+        "x".repeat(MAX_CONTENT_BYTES)
+    );
+    let content = discovery_content(Some(&nip11(&padded)));
+    assert_eq!(content, r#"{"name":"big"}"#);
+    // A big known field: even the parsed form is too big, so no content at all.
+    let huge = format!(
         r#"{{"name":"big","description":"{}"}}"#,
         "x".repeat(MAX_CONTENT_BYTES)
     );
-    let document = nip11(&big);
-    let content = discovery_content(Some(&document));
-    assert!(content.len() > MAX_CONTENT_BYTES && content.starts_with('{'));
-    assert_ne!(content, big);
-    let parsed: Value = serde_json::from_str(&content).expect("json");
-    assert_eq!(parsed["name"], "big");
+    assert_eq!(discovery_content(Some(&nip11(&huge))), "");
+    // Relay-controlled tag values: long ones are left out, each name is capped.
+    let topics: Vec<String> = (0..500).map(|i| format!("topic{i}")).collect();
+    let doc = serde_json::json!({
+        "tags": topics,
+        "attributes": ["x".repeat(MAX_TAG_VALUE_CHARS + 1), "Short".to_owned()],
+        "supported_nips": (0..300).collect::<Vec<i64>>(),
+    })
+    .to_string();
+    let document = nip11(&doc);
+    let relay = Relay::new("wss://relay.example.com", 0).expect("relay");
+    let checks = RelayChecks {
+        nip11: Some(&document),
+        ..RelayChecks::default()
+    };
+    let tags = as_vecs(&discovery_tags(&relay, &checks));
+    assert_eq!(
+        tags.iter().filter(|t| t[0] == "t").count(),
+        MAX_TAGS_PER_NAME
+    );
+    assert_eq!(
+        tags.iter().filter(|t| t[0] == "N").count(),
+        MAX_TAGS_PER_NAME
+    );
+    assert_eq!(
+        tags.iter()
+            .filter(|t| t[0] == "W")
+            .cloned()
+            .collect::<Vec<_>>(),
+        v(&[&["W", "Short"]])
+    );
+    let event = relay_discovery(&relay, &checks)
+        .sign_with_keys(&nostr::Keys::generate())
+        .expect("sign");
+    assert!(nostr::JsonUtil::as_json(&event).len() < 16 * 1024);
 }
 
 #[test]

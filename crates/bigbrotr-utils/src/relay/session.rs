@@ -306,14 +306,25 @@ impl Session {
         }
     }
 
-    /// Sends `event` and waits at most `wait` for the relay's `OK`. An `auth-required:` refusal
-    /// is answered with AUTH (when keys are configured) and the event is sent once more.
+    /// Sends `event` and waits at most `wait` in total for the relay's `OK` (sending included).
+    /// An `auth-required:` refusal is answered with AUTH (when keys are configured) and the event
+    /// is sent once more.
     pub async fn publish(
         &mut self,
         event: &nostr_sdk::Event,
         wait: Duration,
     ) -> Result<Published, SessionError> {
         let deadline = Instant::now() + wait;
+        tokio::time::timeout_at(deadline, self.publish_until(event, deadline))
+            .await
+            .map_err(|_| SessionError::Timeout(wait))?
+    }
+
+    async fn publish_until(
+        &mut self,
+        event: &nostr_sdk::Event,
+        deadline: Instant,
+    ) -> Result<Published, SessionError> {
         let mut auth_retried = false;
         let mut auth_requested = false;
         'send: loop {
@@ -324,9 +335,6 @@ impl Session {
                 let Ok(message) = RelayMessage::from_json(&text) else {
                     continue;
                 };
-                if matches!(message, RelayMessage::Auth { .. }) {
-                    auth_requested = true;
-                }
                 if self.handle_common(&message).await? {
                     continue;
                 }
@@ -352,6 +360,72 @@ impl Session {
                         message,
                         auth_requested,
                     });
+                }
+            }
+        }
+    }
+
+    /// Sends one REQ for `filter` and returns as soon as its first event arrives (`Some`, then
+    /// CLOSE) or its EOSE (`None`), within `wait` in total. A CLOSED `auth-required:` is
+    /// answered with AUTH (when keys are configured) and the REQ sent once more.
+    pub async fn first_event(
+        &mut self,
+        filter: &Filter,
+        wait: Duration,
+    ) -> Result<Option<Received>, SessionError> {
+        let deadline = Instant::now() + wait;
+        tokio::time::timeout_at(deadline, self.first_event_until(filter, deadline))
+            .await
+            .map_err(|_| SessionError::Timeout(wait))?
+    }
+
+    async fn first_event_until(
+        &mut self,
+        filter: &Filter,
+        deadline: Instant,
+    ) -> Result<Option<Received>, SessionError> {
+        let mut auth_retried = false;
+        'request: loop {
+            let id = self.subscription("f");
+            self.send(ClientMessage::req(id.clone(), vec![filter.clone()]))
+                .await?;
+            loop {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let text = self.next_text(remaining).await?;
+                let Ok(message) = RelayMessage::from_json(&text) else {
+                    continue;
+                };
+                if self.handle_common(&message).await? {
+                    continue;
+                }
+                match message {
+                    RelayMessage::Event {
+                        subscription_id,
+                        event,
+                    } if *subscription_id == id => {
+                        let _ = self.send(ClientMessage::close(id)).await;
+                        return Ok(Some(Received {
+                            event: event.into_owned(),
+                            frame_len: text.len(),
+                        }));
+                    }
+                    RelayMessage::EndOfStoredEvents(subscription_id) if *subscription_id == id => {
+                        let _ = self.send(ClientMessage::close(id)).await;
+                        return Ok(None);
+                    }
+                    RelayMessage::Closed {
+                        subscription_id,
+                        message,
+                    } if *subscription_id == id => {
+                        if message.starts_with("auth-required:") && !auth_retried {
+                            auth_retried = true;
+                            let remaining = deadline.saturating_duration_since(Instant::now());
+                            self.authenticate(remaining).await?;
+                            continue 'request;
+                        }
+                        return Err(SessionError::Closed(message.to_string()));
+                    }
+                    _ => {}
                 }
             }
         }
