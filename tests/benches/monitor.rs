@@ -14,9 +14,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Instant;
 
 use bigbrotr_core::metrics::Metrics;
@@ -35,7 +34,7 @@ use nostr::{EventBuilder, Keys};
 use nostr_relay_builder::prelude::RelayBuilder;
 use tokio_util::sync::CancellationToken;
 
-use common::{cpu_seconds, peak_rss_mib, reset_peak_rss};
+use common::{announce_and_serve, cpu_seconds, peak_rss_mib, reset_peak_rss, spawn_child};
 
 const RELAYS: usize = 1000;
 const BACKENDS: usize = 50;
@@ -84,19 +83,7 @@ fn serve_relays() {
         let dns = DnsServer::start(records.ptr(DNS_ADDRESS, "bench.example.com")).await;
         lines.push(format!("DNS {}", dns.address()));
         keep.push(Box::new(dns));
-        let mut out = std::io::stdout().lock();
-        for line in lines {
-            writeln!(out, "{line}").unwrap();
-        }
-        writeln!(out, "READY").unwrap();
-        out.flush().unwrap();
-        drop(out);
-        tokio::task::spawn_blocking(|| {
-            let mut sink = String::new();
-            while std::io::stdin().read_line(&mut sink).unwrap_or(0) > 0 {}
-        })
-        .await
-        .unwrap();
+        announce_and_serve(lines).await;
     });
 }
 
@@ -108,26 +95,18 @@ struct Lab {
 }
 
 fn start_lab() -> Lab {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(std::env::args().skip(1))
-        .env(CHILD_ENV, "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (child, lines) = spawn_child(CHILD_ENV, "1");
     let mut ca = Vec::new();
     let mut dns = None;
     let mut hosts = Vec::new();
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        let parts: Vec<&str> = line.split_whitespace().collect();
+    for parts in &lines {
         match parts.as_slice() {
-            ["CA", der] => ca = hex::decode(der).unwrap(),
-            ["DNS", address] => dns = Some(address.parse().unwrap()),
-            ["RELAY", host, address] => hosts.push(((*host).to_owned(), address.parse().unwrap())),
-            ["READY"] => break,
-            _ => panic!("unexpected line from the relay process: {line}"),
+            [tag, der] if tag == "CA" => ca = hex::decode(der).unwrap(),
+            [tag, address] if tag == "DNS" => dns = Some(address.parse().unwrap()),
+            [tag, host, address] if tag == "RELAY" => {
+                hosts.push((host.clone(), address.parse().unwrap()));
+            }
+            _ => panic!("unexpected line from the relay process: {parts:?}"),
         }
     }
     Lab {

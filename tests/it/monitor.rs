@@ -230,6 +230,19 @@ fn config(lab: &Lab, networks: &NetworksConfig, dns: SocketAddr, publish: &str) 
     c
 }
 
+/// Every check but Geo and Net (tests without GeoLite databases).
+fn without_geoip(config: &mut MonitorConfig) {
+    let flags = MetadataFlags {
+        nip66_geo: false,
+        nip66_net: false,
+        ..MetadataFlags::all(true)
+    };
+    config.processing.compute = flags;
+    config.processing.store = flags;
+    config.discovery.include = flags;
+    config.announcement.include = flags;
+}
+
 /// Every stored `(type → data)` of the latest check of `url`.
 async fn stored(db: &TestDb, url: &str) -> HashMap<String, Value> {
     let rows: Vec<(String, Value)> = sqlx::query_as(
@@ -573,14 +586,7 @@ async fn the_write_probe_reads_what_the_relay_answers() {
         .await;
     let (connector, nip11, dns) = lab.finish(&networks, &keys).await;
     let mut config = config(&lab, &networks, dns, &publish);
-    config.processing.compute = MetadataFlags {
-        nip66_geo: false,
-        nip66_net: false,
-        ..MetadataFlags::all(true)
-    };
-    config.processing.store = config.processing.compute;
-    config.discovery.include = config.processing.compute;
-    config.announcement.include = config.processing.compute;
+    without_geoip(&mut config);
     add_relays(&ctx, &[&pow, &blocked, &auth]).await;
     let monitor = Monitor::new(config, keys.clone(), connector.clone(), nip11);
     let report = monitor.cycle(&ctx).await.unwrap();
@@ -690,14 +696,7 @@ async fn hostile_relays_cost_at_most_their_timeouts() {
     let garbage = lab.hostile("garbage", Hostility::Garbage).await;
     let (connector, nip11, dns) = lab.finish(&networks, &keys).await;
     let mut config = config(&lab, &networks, dns, &publish);
-    config.processing.compute = MetadataFlags {
-        nip66_geo: false,
-        nip66_net: false,
-        ..MetadataFlags::all(true)
-    };
-    config.processing.store = config.processing.compute;
-    config.discovery.include = config.processing.compute;
-    config.announcement.include = config.processing.compute;
+    without_geoip(&mut config);
     config.profile.enabled = false;
     config.relay_list.enabled = false;
     config.announcement.enabled = false;

@@ -175,3 +175,9 @@ pub(crate) async fn insert_cascade_rows(
     .await?;
     Ok(n.unwrap_or(0).max(0) as u64)
 }
+
+impl crate::service_state::RowBatch for CascadeColumns {
+    fn insert<'c>(&'c self, conn: &'c mut PgConnection) -> crate::brotr::TxFuture<'c, u64> {
+        Box::pin(insert_cascade_rows(conn, self))
+    }
+}

@@ -137,3 +137,10 @@ impl Brotr {
         .await
     }
 }
+
+/// In a progress transaction, relay metadata is always written with its relays and documents.
+impl crate::service_state::RowBatch for RelayMetadataColumns {
+    fn insert<'c>(&'c self, conn: &'c mut sqlx::PgConnection) -> crate::brotr::TxFuture<'c, u64> {
+        Box::pin(insert_relay_metadata_rows(conn, self, true))
+    }
+}

@@ -11,8 +11,7 @@ use bigbrotr_models::service_state::ServiceState;
 use crate::Brotr;
 use crate::config::TimeoutCategory;
 use crate::error::Result;
-use crate::metadata::{RelayMetadataColumns, insert_relay_metadata_rows};
-use crate::service_state::{StateColumns, upsert_state_rows};
+use crate::metadata::RelayMetadataColumns;
 
 impl Brotr {
     /// Relays of `networks` never checked or last checked before `checked_before`, the oldest
@@ -71,33 +70,8 @@ impl Brotr {
         records: &[RelayMetadata],
         checkpoints: &[ServiceState],
     ) -> Result<u64> {
-        if records.is_empty() && checkpoints.is_empty() {
-            return Ok(0);
-        }
-        let max = self.batch_max_size().max(1);
-        let record_chunks: Vec<_> = records
-            .chunks(max)
-            .map(RelayMetadataColumns::from_records)
-            .collect();
-        let state_chunks: Vec<_> = checkpoints
-            .chunks(max)
-            .map(StateColumns::from_records)
-            .collect();
-        let work = Arc::new((record_chunks, state_chunks));
-        self.transact(TimeoutCategory::Batch, move |conn| {
-            let work = work.clone();
-            Box::pin(async move {
-                let mut inserted = 0;
-                for columns in &work.0 {
-                    inserted += insert_relay_metadata_rows(conn, columns, true).await?;
-                }
-                for columns in &work.1 {
-                    upsert_state_rows(conn, columns).await?;
-                }
-                Ok(inserted)
-            })
-        })
-        .await
+        self.store_with_states(records, RelayMetadataColumns::from_records, checkpoints)
+            .await
     }
 
     /// Deletes monitor checkpoints whose key is neither a known relay URL nor one of `keep`

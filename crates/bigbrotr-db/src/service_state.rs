@@ -149,3 +149,44 @@ impl Brotr {
         .await
     }
 }
+
+/// One statement's worth of rows that a progress transaction writes before its state rows.
+pub(crate) trait RowBatch: Send + Sync + 'static {
+    /// Inserts the rows; returns the count the stored function reports.
+    fn insert<'c>(&'c self, conn: &'c mut PgConnection) -> crate::brotr::TxFuture<'c, u64>;
+}
+
+impl Brotr {
+    /// Writes `rows` (statements of at most `batch.max_size` rows each) and upserts `states` in
+    /// one transaction, so a state (cursor, checkpoint) is never stored without the rows it
+    /// stands for. Returns the sum of the row counts.
+    pub(crate) async fn store_with_states<T, B: RowBatch>(
+        &self,
+        rows: &[T],
+        columns: impl Fn(&[T]) -> B,
+        states: &[ServiceState],
+    ) -> Result<u64> {
+        if rows.is_empty() && states.is_empty() {
+            return Ok(0);
+        }
+        let max = self.batch_max_size().max(1);
+        let row_chunks: Vec<B> = rows.chunks(max).map(columns).collect();
+        let state_chunks: Vec<StateColumns> =
+            states.chunks(max).map(StateColumns::from_records).collect();
+        let work = Arc::new((row_chunks, state_chunks));
+        self.transact(TimeoutCategory::Batch, move |conn| {
+            let work = work.clone();
+            Box::pin(async move {
+                let mut inserted = 0;
+                for batch in &work.0 {
+                    inserted += batch.insert(conn).await?;
+                }
+                for columns in &work.1 {
+                    upsert_state_rows(conn, columns).await?;
+                }
+                Ok(inserted)
+            })
+        })
+        .await
+    }
+}

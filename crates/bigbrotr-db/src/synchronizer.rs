@@ -12,8 +12,7 @@ use serde_json::Value;
 use crate::Brotr;
 use crate::config::TimeoutCategory;
 use crate::error::Result;
-use crate::event::{CascadeColumns, insert_cascade_rows};
-use crate::service_state::{StateColumns, upsert_state_rows};
+use crate::event::CascadeColumns;
 
 /// A relay to archive and its stored cursor value, if any (read defensively by the caller).
 #[derive(Debug, Clone)]
@@ -69,33 +68,8 @@ impl Brotr {
         records: &[EventRelay],
         cursors: &[ServiceState],
     ) -> Result<u64> {
-        if records.is_empty() && cursors.is_empty() {
-            return Ok(0);
-        }
-        let max = self.batch_max_size().max(1);
-        let record_chunks: Vec<_> = records
-            .chunks(max)
-            .map(CascadeColumns::from_records)
-            .collect();
-        let state_chunks: Vec<_> = cursors
-            .chunks(max)
-            .map(StateColumns::from_records)
-            .collect();
-        let work = Arc::new((record_chunks, state_chunks));
-        self.transact(TimeoutCategory::Batch, move |conn| {
-            let work = work.clone();
-            Box::pin(async move {
-                let mut inserted = 0;
-                for columns in &work.0 {
-                    inserted += insert_cascade_rows(conn, columns).await?;
-                }
-                for columns in &work.1 {
-                    upsert_state_rows(conn, columns).await?;
-                }
-                Ok(inserted)
-            })
-        })
-        .await
+        self.store_with_states(records, CascadeColumns::from_records, cursors)
+            .await
     }
 
     /// Deletes synchronizer cursors whose relay no longer exists. Returns the rows deleted.

@@ -9,7 +9,7 @@ pub mod config;
 pub mod publish;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use bigbrotr_nips::events::{self, Announcement, Profile};
 use bigbrotr_nips::nip11::{Nip11Fetcher, Nip11Options};
 use bigbrotr_nips::nip66::dns::{DnsOptions, DnsResolver};
 use bigbrotr_nips::nip66::geo::GeoDatabase;
-use bigbrotr_nips::nip66::geoip;
+use bigbrotr_nips::nip66::geoip::{self, MaxMindDatabase};
 use bigbrotr_nips::nip66::net::AsnDatabase;
 use bigbrotr_utils::http::{self, HttpOptions};
 use bigbrotr_utils::network::NetworkSemaphores;
@@ -187,13 +187,13 @@ impl Monitor {
                 geo.city_download_url.clone(),
             )
             .await;
-            open_database(&geo.city_database_path, GeoDatabase::open)
+            open_database(&geo.city_database_path).await
         } else {
             None
         };
         let asn = if compute.nip66_net {
             refresh(geo.asn_database_path.clone(), geo.asn_download_url.clone()).await;
-            open_database(&geo.asn_database_path, AsnDatabase::open)
+            open_database(&geo.asn_database_path).await
         } else {
             None
         };
@@ -540,16 +540,20 @@ impl Monitor {
     }
 }
 
-fn open_database<T, E: std::fmt::Display>(
-    path: &str,
-    open: impl Fn(&Path) -> Result<T, E>,
-) -> Option<Arc<T>> {
-    let path = Path::new(path);
+/// Opens a GeoLite database (tens of MB read into memory) on the blocking pool.
+async fn open_database<K: Send + 'static>(path: &str) -> Option<Arc<MaxMindDatabase<K>>> {
+    let path = PathBuf::from(path);
     if !path.exists() {
         tracing::warn!(path = %path.display(), "geoip_database_missing");
         return None;
     }
-    match open(path) {
+    let opened = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || MaxMindDatabase::<K>::open(&path).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    match opened {
         Ok(db) => Some(Arc::new(db)),
         Err(error) => {
             tracing::warn!(path = %path.display(), error = %error, "geoip_database_unreadable");

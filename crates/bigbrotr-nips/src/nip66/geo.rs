@@ -8,49 +8,16 @@
 //! subdivision), `geo_postal`, `geo_lat`, `geo_lon`, `geo_accuracy` (km), `geo_tz` and `geo_hash`
 //! (the geohash of the coordinates at the configured precision). Names are the English ones.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::Path;
 
-use maxminddb::{Reader, geoip2};
+use maxminddb::geoip2;
 use serde_json::{Map, Number, Value};
 
-use crate::nip66::geoip::{self, GeoIpError};
+use crate::nip66::geoip::{City, MaxMindDatabase};
 use crate::outcome::CheckOutcome;
 
 /// A GeoLite2-City database held in memory; share it as an `Arc`.
-pub struct GeoDatabase {
-    reader: Reader<Vec<u8>>,
-}
-
-impl GeoDatabase {
-    /// Reads and opens the database at `path`.
-    pub fn open(path: &Path) -> Result<Self, GeoIpError> {
-        Ok(Self {
-            reader: geoip::open_reader(path)?,
-        })
-    }
-
-    /// Opens a database held in memory.
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, GeoIpError> {
-        Ok(Self {
-            reader: geoip::reader_from_bytes(bytes)?,
-        })
-    }
-
-    /// The database's type from its metadata, e.g. "GeoLite2-City".
-    pub fn database_type(&self) -> &str {
-        &self.reader.metadata().database_type
-    }
-}
-
-impl fmt::Debug for GeoDatabase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GeoDatabase")
-            .field("database_type", &self.database_type())
-            .finish_non_exhaustive()
-    }
-}
+pub type GeoDatabase = MaxMindDatabase<City>;
 
 /// Runs the Geo check on the resolved addresses of a relay.
 pub fn check(
@@ -76,7 +43,7 @@ pub fn check(
 fn fields(db: &GeoDatabase, ip: IpAddr, geohash_precision: usize) -> Map<String, Value> {
     let mut data = Map::new();
     let Some(city) = db
-        .reader
+        .reader()
         .lookup(ip)
         .and_then(|found| found.decode::<geoip2::City>())
         .ok()
@@ -132,6 +99,8 @@ mod tests {
 
     use bigbrotr_testkit::mmdb::{CityEntry, city_database};
     use serde_json::json;
+
+    use crate::nip66::geoip::GeoIpError;
 
     use super::*;
 

@@ -3,6 +3,7 @@
 //! and swapped in atomically, so a failed download never damages the file in use).
 
 use std::io::Write;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -40,15 +41,53 @@ impl GeoIpError {
     }
 }
 
-/// Reads and opens the MaxMind database at `path` (held in memory).
-pub(crate) fn open_reader(path: &Path) -> Result<Reader<Vec<u8>>, GeoIpError> {
-    let bytes = std::fs::read(path).map_err(|e| GeoIpError::io(path, e))?;
-    reader_from_bytes(bytes)
+/// Marker of a GeoLite2-City database ([`crate::nip66::geo::GeoDatabase`]).
+#[derive(Debug)]
+pub enum City {}
+
+/// Marker of a GeoLite2-ASN database ([`crate::nip66::net::AsnDatabase`]).
+#[derive(Debug)]
+pub enum Asn {}
+
+/// A MaxMind database held in memory, typed by what it holds (`K` is [`City`] or [`Asn`], so
+/// one cannot be passed where the other is expected); share it as an `Arc`.
+pub struct MaxMindDatabase<K> {
+    reader: Reader<Vec<u8>>,
+    kind: PhantomData<K>,
 }
 
-/// Opens a MaxMind database held in memory.
-pub(crate) fn reader_from_bytes(bytes: Vec<u8>) -> Result<Reader<Vec<u8>>, GeoIpError> {
-    Reader::from_source(bytes).map_err(|e| GeoIpError::Invalid(e.to_string()))
+impl<K> MaxMindDatabase<K> {
+    /// Reads and opens the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, GeoIpError> {
+        let bytes = std::fs::read(path).map_err(|e| GeoIpError::io(path, e))?;
+        Self::from_bytes(bytes)
+    }
+
+    /// Opens a database held in memory.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, GeoIpError> {
+        let reader = Reader::from_source(bytes).map_err(|e| GeoIpError::Invalid(e.to_string()))?;
+        Ok(Self {
+            reader,
+            kind: PhantomData,
+        })
+    }
+
+    /// The database's type from its metadata, e.g. "GeoLite2-City".
+    pub fn database_type(&self) -> &str {
+        &self.reader.metadata().database_type
+    }
+
+    pub(crate) fn reader(&self) -> &Reader<Vec<u8>> {
+        &self.reader
+    }
+}
+
+impl<K> std::fmt::Debug for MaxMindDatabase<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaxMindDatabase")
+            .field("database_type", &self.database_type())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What [`refresh`] did.

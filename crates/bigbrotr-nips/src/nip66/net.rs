@@ -5,44 +5,21 @@
 //! `net_asn_org` and `net_network` (the CIDR of the matched network); IPv6 gives `net_ipv6` and
 //! `net_network_v6`, plus `net_asn` and `net_asn_org` when IPv4 gave none.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::Path;
 
-use maxminddb::{Reader, geoip2};
+use maxminddb::geoip2;
 use serde_json::{Map, Value};
 
-use crate::nip66::geoip::{self, GeoIpError};
+use crate::nip66::geoip::{Asn, MaxMindDatabase};
 use crate::outcome::CheckOutcome;
 
 /// A GeoLite2-ASN database held in memory; share it as an `Arc`.
-pub struct AsnDatabase {
-    reader: Reader<Vec<u8>>,
-}
+pub type AsnDatabase = MaxMindDatabase<Asn>;
 
 impl AsnDatabase {
-    /// Reads and opens the database at `path`.
-    pub fn open(path: &Path) -> Result<Self, GeoIpError> {
-        Ok(Self {
-            reader: geoip::open_reader(path)?,
-        })
-    }
-
-    /// Opens a database held in memory.
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, GeoIpError> {
-        Ok(Self {
-            reader: geoip::reader_from_bytes(bytes)?,
-        })
-    }
-
-    /// The database's type from its metadata, e.g. "GeoLite2-ASN".
-    pub fn database_type(&self) -> &str {
-        &self.reader.metadata().database_type
-    }
-
     /// The ASN record of `ip` and the CIDR of the network it was found in.
     fn lookup(&self, ip: IpAddr) -> Option<(Option<u32>, Option<String>, String)> {
-        let found = self.reader.lookup(ip).ok()?;
+        let found = self.reader().lookup(ip).ok()?;
         let asn = found.decode::<geoip2::Asn>().ok().flatten()?;
         let network = found.network().ok()?.to_string();
         Some((
@@ -50,14 +27,6 @@ impl AsnDatabase {
             asn.autonomous_system_organization.map(str::to_owned),
             network,
         ))
-    }
-}
-
-impl fmt::Debug for AsnDatabase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AsnDatabase")
-            .field("database_type", &self.database_type())
-            .finish_non_exhaustive()
     }
 }
 

@@ -248,6 +248,18 @@ impl Session {
         wait: Duration,
         max_events: usize,
     ) -> Result<Response, SessionError> {
+        self.collect(filter, wait, max_events, false).await
+    }
+
+    /// The REQ of [`Session::query`]; with `first_only`, it returns (and CLOSEs) at the first
+    /// event of the subscription.
+    async fn collect(
+        &mut self,
+        filter: &Filter,
+        wait: Duration,
+        max_events: usize,
+        first_only: bool,
+    ) -> Result<Response, SessionError> {
         let mut auth_retried = false;
         'request: loop {
             let id = self.subscription("s");
@@ -281,6 +293,10 @@ impl Session {
                             event: event.into_owned(),
                             frame_len: text.len(),
                         });
+                        if first_only {
+                            let _ = self.send(ClientMessage::close(id)).await;
+                            return Ok(response);
+                        }
                     }
                     RelayMessage::EndOfStoredEvents(subscription_id) if *subscription_id == id => {
                         self.send(ClientMessage::close(id)).await?;
@@ -366,69 +382,17 @@ impl Session {
     }
 
     /// Sends one REQ for `filter` and returns as soon as its first event arrives (`Some`, then
-    /// CLOSE) or its EOSE (`None`), within `wait` in total. A CLOSED `auth-required:` is
-    /// answered with AUTH (when keys are configured) and the REQ sent once more.
+    /// CLOSE) or its EOSE (`None`), within `wait` in total (not per message: a relay that
+    /// trickles notices cannot stretch it). AUTH is handled as in [`Session::query`].
     pub async fn first_event(
         &mut self,
         filter: &Filter,
         wait: Duration,
     ) -> Result<Option<Received>, SessionError> {
-        let deadline = Instant::now() + wait;
-        tokio::time::timeout_at(deadline, self.first_event_until(filter, deadline))
+        let response = tokio::time::timeout(wait, self.collect(filter, wait, 1, true))
             .await
-            .map_err(|_| SessionError::Timeout(wait))?
-    }
-
-    async fn first_event_until(
-        &mut self,
-        filter: &Filter,
-        deadline: Instant,
-    ) -> Result<Option<Received>, SessionError> {
-        let mut auth_retried = false;
-        'request: loop {
-            let id = self.subscription("f");
-            self.send(ClientMessage::req(id.clone(), vec![filter.clone()]))
-                .await?;
-            loop {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                let text = self.next_text(remaining).await?;
-                let Ok(message) = RelayMessage::from_json(&text) else {
-                    continue;
-                };
-                if self.handle_common(&message).await? {
-                    continue;
-                }
-                match message {
-                    RelayMessage::Event {
-                        subscription_id,
-                        event,
-                    } if *subscription_id == id => {
-                        let _ = self.send(ClientMessage::close(id)).await;
-                        return Ok(Some(Received {
-                            event: event.into_owned(),
-                            frame_len: text.len(),
-                        }));
-                    }
-                    RelayMessage::EndOfStoredEvents(subscription_id) if *subscription_id == id => {
-                        let _ = self.send(ClientMessage::close(id)).await;
-                        return Ok(None);
-                    }
-                    RelayMessage::Closed {
-                        subscription_id,
-                        message,
-                    } if *subscription_id == id => {
-                        if message.starts_with("auth-required:") && !auth_retried {
-                            auth_retried = true;
-                            let remaining = deadline.saturating_duration_since(Instant::now());
-                            self.authenticate(remaining).await?;
-                            continue 'request;
-                        }
-                        return Err(SessionError::Closed(message.to_string()));
-                    }
-                    _ => {}
-                }
-            }
-        }
+            .map_err(|_| SessionError::Timeout(wait))??;
+        Ok(response.events.into_iter().next())
     }
 
     /// Lists the ids of every event matching `filter` with NIP-77 negentropy (no `limit`
