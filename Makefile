@@ -1,8 +1,8 @@
 # BigBrotr in Rust — developer entry points.
 #
 #   make run     local PostgreSQL cluster under .data/ (unless BROTR_CONFIG names a config),
-#                migrations, the seeder once, then finder, validator, monitor and synchronizer
-#                until Ctrl-C (ONCE=1: one cycle each); see scripts/run-local.sh
+#                migrations, the seeder once, then finder, validator, monitor, synchronizer and
+#                refresher until Ctrl-C (ONCE=1: one cycle each); see scripts/run-local.sh
 #   make test    throwaway PostgreSQL cluster + the whole test suite (what CI runs)
 #   make lint    rustfmt check + clippy with warnings as errors
 #   make bench   benchmarks on a throwaway cluster (release build); see docs/benchmarks.md

@@ -4,24 +4,26 @@
 # Without BROTR_CONFIG: starts (or reuses) a PostgreSQL cluster under .data/pg on a Unix socket,
 # creates the `bigbrotr` database, writes .data/config/{brotr.yaml,services/*.yaml}, applies the
 # migrations, runs the seeder once with the default seed file, then the continuous daemons that
-# exist today (finder, validator, monitor, synchronizer) until Ctrl-C. With ONCE=1 each daemon runs
-# one cycle and exits. They run side by side: on a fresh database the monitor's and the
+# exist today (finder, validator, monitor, synchronizer, refresher) until Ctrl-C. With ONCE=1 each
+# daemon runs one cycle and exits. They run side by side: on a fresh database the monitor's and the
 # synchronizer's first cycles find few or no relays (only those the validator has promoted by
 # then); with many relays the synchronizer's cycle may last up to timeouts.max_duration (4 h).
 # The monitor signs with a throwaway key of its own (.data/monitor.key, made once from
 # /dev/urandom; NOSTR_PRIVATE_KEY is not used for it) and publishes nothing: its checks, and their
 # RTT write probes, still reach the relays, and it downloads the GeoLite2 databases into
-# .data/geoip/ (a failed download only warns).
+# .data/geoip/ (a failed download only warns). The refresher refreshes the analytics once at start
+# (then daily), as role refresher on the local cluster (as the configured user with BROTR_CONFIG).
 # With BROTR_CONFIG=path/to/brotr.yaml: uses that database instead of a local cluster.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 cargo build --release -q -p bigbrotr-migrate -p bigbrotr-seeder -p bigbrotr-finder -p bigbrotr-validator \
-    -p bigbrotr-monitor -p bigbrotr-synchronizer
+    -p bigbrotr-monitor -p bigbrotr-synchronizer -p bigbrotr-refresher
 bin="$root/target/release"
 
 config_dir="$root/.data/config"
+refresher_user=()
 mkdir -p "$config_dir/services"
 if [ -z "${BROTR_CONFIG:-}" ]; then
     pg_dir="$root/.data/pg"
@@ -39,6 +41,8 @@ pool:
     user: postgres
 YAML
     BROTR_CONFIG="$config_dir/brotr.yaml"
+    # The refresher logs in as its own role, as in the deployments (trust auth: no password).
+    refresher_user=(BIGBROTR_SERVICE__POOL__USER=refresher)
     # The local cluster trusts local users; the daemons still expect the variable to be set.
     export DB_ADMIN_PASSWORD="${DB_ADMIN_PASSWORD:-local-cluster-uses-trust-auth}"
     echo "local PostgreSQL cluster: $pg_dir (stop it with: make clean-data)"
@@ -101,15 +105,27 @@ metrics:
   port: 8004
 YAML
 
+cat >"$config_dir/services/refresher.yaml" <<YAML
+# Written by scripts/run-local.sh: metrics on 127.0.0.1:8005; refreshes every analytics object
+# once at start, then daily. Two connections: refreshes run one at a time, with no timeout.
+metrics:
+  enabled: true
+  port: 8005
+pool:
+  max_size: 2
+YAML
+
 once=()
 if [ "${ONCE:-0}" = 1 ]; then
     once=(--once)
 fi
 pids=()
-for daemon in finder validator monitor synchronizer; do
+for daemon in finder validator monitor synchronizer refresher; do
     key=()
     if [ "$daemon" = monitor ]; then
         key=(NOSTR_PRIVATE_KEY="$monitor_key")
+    elif [ "$daemon" = refresher ]; then
+        key=("${refresher_user[@]}")
     fi
     env "${key[@]}" "$bin/bigbrotr-$daemon" "${once[@]}" --brotr-config "$BROTR_CONFIG" \
         --config "$config_dir/services/$daemon.yaml" &

@@ -13,6 +13,7 @@ use bigbrotr_monitor::config::{
     AnnouncementConfig, DiscoveryConfig, ProfileConfig, PublishingConfig, RelayListConfig,
     RetryConfig,
 };
+use bigbrotr_refresher::RefresherConfig;
 use bigbrotr_seeder::SeederConfig;
 use bigbrotr_synchronizer::SynchronizerConfig;
 use bigbrotr_validator::ValidatorConfig;
@@ -135,7 +136,30 @@ fn every_deployment_config_loads_without_unknown_keys() {
         assert!(loaded.config.overrides.is_empty());
         check_overrides_example(&synchronizer);
         check_monitor(&dir.join("services/monitor.yaml"));
+        check_refresher(&dir.join("services/refresher.yaml"));
     }
+}
+
+/// A refresher file: valid, the `refresher` role with its password variable, a pool of two,
+/// metrics for the container, and the default interval and views.
+fn check_refresher(path: &Path) {
+    let loaded: Loaded<RefresherConfig> =
+        config::load(path, "BIGBROTR_TEST_UNUSED_PREFIX__").unwrap();
+    check(&loaded, path);
+    let c = &loaded.config;
+    let at = path.display();
+    assert!(c.base.metrics.enabled, "{at}");
+    assert_eq!(c.base.metrics.host, "0.0.0.0", "{at}");
+    assert_eq!(c.base.pool.user.as_deref(), Some("refresher"), "{at}");
+    assert_eq!(
+        c.base.pool.password_env.as_deref(),
+        Some("DB_REFRESHER_PASSWORD"),
+        "{at}"
+    );
+    assert_eq!(c.base.pool.max_size, Some(2), "{at}");
+    let defaults = RefresherConfig::default();
+    assert_eq!(c.base.interval, defaults.base.interval, "{at}");
+    assert_eq!(c.refresh, defaults.refresh, "{at}");
 }
 
 /// A monitor file: valid, the original deployment's retries, Tor, the writer role, and GeoLite
@@ -341,7 +365,71 @@ fn compose_files_run_every_daemon_with_its_binary_role_ports_and_mounts() {
             "{}: monitor",
             path.display()
         );
+        check_refresher_service(&path, variant, &services["refresher"], base_port + 5);
     }
+}
+
+/// The refresher's compose service: its binary and role, straight to postgres (a refresh may
+/// outlast PgBouncer's query_timeout), metrics on port 8005 / 9005, a 30 s stop.
+fn check_refresher_service(path: &Path, variant: &str, service: &Value, port: u16) {
+    let at = format!("{}: refresher", path.display());
+    assert_eq!(strings(&service["command"]), ["bigbrotr-refresher"], "{at}");
+    assert!(
+        deployments().join("../crates/bigbrotr-refresher").is_dir(),
+        "{at}: no crate"
+    );
+    assert_eq!(
+        service["container_name"].as_str(),
+        Some(format!("{variant}-refresher").as_str()),
+        "{at}"
+    );
+    assert_eq!(service["restart"].as_str(), Some("unless-stopped"), "{at}");
+    assert_eq!(service["stop_grace_period"].as_str(), Some("30s"), "{at}");
+    let published = format!("127.0.0.1:${{REFRESHER_METRICS_PORT:-{port}}}:8000");
+    assert_eq!(strings(&service["ports"]), [published.as_str()], "{at}");
+    let health = strings(&service["healthcheck"]["test"]).join(" ");
+    assert!(health.contains("GET /health"), "{at}: {health}");
+    let env = &service["environment"];
+    assert_eq!(
+        env["BIGBROTR_BROTR__POOL__DATABASE__HOST"].as_str(),
+        Some("postgres"),
+        "{at}: direct to postgres, not pgbouncer"
+    );
+    assert_eq!(
+        env["BIGBROTR_BROTR__POOL__DATABASE__PORT"].as_str(),
+        Some("5432"),
+        "{at}"
+    );
+    assert!(
+        env["DB_REFRESHER_PASSWORD"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("${DB_REFRESHER_PASSWORD:?")),
+        "{at}: the refresher password, required"
+    );
+    assert!(
+        env.get("DB_WRITER_PASSWORD").is_none(),
+        "{at}: no writer password"
+    );
+    assert!(env.get("NOSTR_PRIVATE_KEY").is_none(), "{at}: no key");
+    assert_eq!(
+        condition(service, "migrate"),
+        Some("service_completed_successfully"),
+        "{at}"
+    );
+    assert_eq!(
+        condition(service, "postgres"),
+        Some("service_healthy"),
+        "{at}"
+    );
+    assert_eq!(
+        condition(service, "pgbouncer"),
+        None,
+        "{at}: does not use it"
+    );
+    assert_eq!(condition(service, "tor"), None, "{at}");
+    let volumes = strings(&service["volumes"]);
+    assert!(volumes.contains(&"./config:/app/config:ro"), "{at}");
+    assert!(!volumes.iter().any(|v| v.contains("/app/static")), "{at}");
 }
 
 #[test]
@@ -371,6 +459,25 @@ fn systemd_units_run_every_daemon_and_let_only_the_monitor_write_static() {
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
         .collect();
     assert_eq!(lines, ["[Service]", "ReadWritePaths=/etc/bigbrotr/static"]);
+    // The refresher: straight to PostgreSQL (port 5432; the host is brotr.yaml's) and the 30 s
+    // stop of the compose deployments, nothing writable.
+    assert!(template.contains("refresher"));
+    let drop_in = std::fs::read_to_string(
+        systemd.join("bigbrotr@refresher.service.d/10-direct-postgres.conf"),
+    )
+    .unwrap();
+    let lines: Vec<&str> = drop_in
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "[Service]",
+            "Environment=BIGBROTR_BROTR__POOL__DATABASE__PORT=5432",
+            "TimeoutStopSec=30s"
+        ]
+    );
     // The monitor's default GeoLite paths resolve there from WorkingDirectory=/etc/bigbrotr.
     let geo = MonitorConfig::default().geo;
     assert!(geo.city_database_path.starts_with("static/"));
@@ -378,6 +485,8 @@ fn systemd_units_run_every_daemon_and_let_only_the_monitor_write_static() {
     let readme = std::fs::read_to_string(systemd.join("README.md")).unwrap();
     assert!(readme.contains("bigbrotr@monitor.service.d/10-static-rw.conf"));
     assert!(readme.contains("systemctl enable --now bigbrotr@monitor.service"));
+    assert!(readme.contains("bigbrotr@refresher.service.d/10-direct-postgres.conf"));
+    assert!(readme.contains("systemctl enable --now bigbrotr@refresher.service"));
 }
 
 /// The service files `scripts/run-local.sh` writes (`cat >"$config_dir/services/<name>.yaml"
@@ -406,11 +515,26 @@ fn run_local_configs() -> Vec<(String, Value)> {
 
 #[test]
 fn run_local_configs_load_and_the_local_monitor_publishes_nothing() {
+    let script = std::fs::read_to_string(deployments().join("../scripts/run-local.sh")).unwrap();
+    for needed in [
+        "-p bigbrotr-refresher",
+        "for daemon in finder validator monitor synchronizer refresher; do",
+        "refresher_user=(BIGBROTR_SERVICE__POOL__USER=refresher)",
+    ] {
+        assert!(script.contains(needed), "run-local.sh: {needed}");
+    }
     let configs = run_local_configs();
     let names: Vec<&str> = configs.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(
         names,
-        ["seeder", "finder", "validator", "monitor", "synchronizer"]
+        [
+            "seeder",
+            "finder",
+            "validator",
+            "monitor",
+            "synchronizer",
+            "refresher"
+        ]
     );
     for (name, yaml) in configs {
         let origin = format!("run-local.sh: {name}.yaml");
@@ -419,6 +543,13 @@ fn run_local_configs_load_and_the_local_monitor_publishes_nothing() {
             "finder" => load::<FinderConfig>(yaml, &origin).unknown_keys,
             "validator" => load::<ValidatorConfig>(yaml, &origin).unknown_keys,
             "synchronizer" => load::<SynchronizerConfig>(yaml, &origin).unknown_keys,
+            "refresher" => {
+                let loaded = load::<RefresherConfig>(yaml, &origin);
+                assert_eq!(loaded.config.base.metrics.port, 8005);
+                assert_eq!(loaded.config.base.pool.max_size, Some(2));
+                assert_eq!(loaded.config.refresh, RefresherConfig::default().refresh);
+                loaded.unknown_keys
+            }
             "monitor" => {
                 let loaded = load::<MonitorConfig>(yaml, &origin);
                 let c = &loaded.config;

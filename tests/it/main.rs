@@ -19,6 +19,7 @@ mod monitor;
 mod network_config;
 mod pgbouncer;
 mod pool;
+mod refresher;
 mod schema;
 mod schema_objects;
 mod schema_roles;

@@ -223,11 +223,21 @@ impl Default for BaseServiceConfig {
     }
 }
 
-impl Validate for BaseServiceConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        if !self.interval.is_finite() || !(60.0..=604_800.0).contains(&self.interval) {
+impl BaseServiceConfig {
+    /// Checks every key, with `interval` in `min..=max` (no upper bound when `max` is `None`:
+    /// the refresher's interval is only bounded below). [`Validate::validate`] is this with the
+    /// original's 60..=604800.
+    pub fn validate_with_interval(&self, min: f64, max: Option<f64>) -> Result<(), ConfigError> {
+        let in_range = self.interval.is_finite()
+            && self.interval >= min
+            && max.is_none_or(|max| self.interval <= max);
+        if !in_range {
+            let range = match max {
+                Some(max) => format!("{min}..={max}"),
+                None => format!("at least {min}"),
+            };
             return Err(ConfigError(format!(
-                "interval = {} is out of range (60..=604800)",
+                "interval = {} is out of range ({range})",
                 self.interval
             )));
         }
@@ -246,6 +256,12 @@ impl Validate for BaseServiceConfig {
             )));
         }
         Ok(())
+    }
+}
+
+impl Validate for BaseServiceConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_with_interval(60.0, Some(604_800.0))
     }
 }
 

@@ -100,7 +100,9 @@ impl Schedule {
     /// The schedule of a base configuration.
     pub fn from_base(base: &BaseServiceConfig, once: bool) -> Self {
         Self {
-            interval: Duration::from_secs_f64(base.interval),
+            // An interval too long for a Duration (the refresher's has no upper bound) waits
+            // "forever" instead of panicking.
+            interval: Duration::try_from_secs_f64(base.interval).unwrap_or(Duration::MAX),
             max_consecutive_failures: base.max_consecutive_failures,
             once,
         }

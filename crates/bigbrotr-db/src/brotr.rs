@@ -75,11 +75,46 @@ impl Brotr {
     /// connection failed (see [`pool::is_transient`]). Every statement of this crate goes through
     /// here. The stored functions are idempotent (`ON CONFLICT`), so a retry after a connection
     /// lost during `COMMIT` cannot duplicate data.
-    pub(crate) async fn transact<T, F>(&self, category: TimeoutCategory, mut op: F) -> Result<T>
+    pub(crate) async fn transact<T, F>(&self, category: TimeoutCategory, op: F) -> Result<T>
     where
         F: for<'c> FnMut(&'c mut PgConnection) -> TxFuture<'c, T>,
     {
         let timeout = self.config.timeouts.get(category);
+        let statement_timeout = timeout
+            .map(|t| t.as_millis().max(1) as u64)
+            .or(Some(self.config.pool.server_settings.statement_timeout).filter(|ms| *ms > 0));
+        self.transact_with(category, timeout, statement_timeout, op)
+            .await
+    }
+
+    /// Like [`Brotr::transact`], but with no statement timeout at all, whatever the
+    /// configuration, the role or the database says (`SET LOCAL statement_timeout = 0`) and no
+    /// client-side deadline: for statements that may legitimately run for hours (the refresher's
+    /// refresh functions). Retries on connection failures like every other statement.
+    pub(crate) async fn transact_unbounded<T, F>(
+        &self,
+        category: TimeoutCategory,
+        op: F,
+    ) -> Result<T>
+    where
+        F: for<'c> FnMut(&'c mut PgConnection) -> TxFuture<'c, T>,
+    {
+        self.transact_with(category, None, Some(0), op).await
+    }
+
+    /// The retry loop shared by [`Brotr::transact`] and [`Brotr::transact_unbounded`]:
+    /// `timeout` is the client-side deadline (plus a margin), `statement_timeout` the
+    /// milliseconds set with `SET LOCAL` (`Some(0)` disables it, `None` leaves the session's).
+    async fn transact_with<T, F>(
+        &self,
+        category: TimeoutCategory,
+        timeout: Option<Duration>,
+        statement_timeout: Option<u64>,
+        mut op: F,
+    ) -> Result<T>
+    where
+        F: for<'c> FnMut(&'c mut PgConnection) -> TxFuture<'c, T>,
+    {
         let retry = &self.config.pool.retry;
         let mut attempt: u32 = 0;
         loop {
@@ -87,7 +122,7 @@ impl Brotr {
                 Some(limit) => {
                     match tokio::time::timeout(
                         limit + CLIENT_DEADLINE_MARGIN,
-                        self.attempt(timeout, &mut op),
+                        self.attempt(statement_timeout, &mut op),
                     )
                     .await
                     {
@@ -98,7 +133,7 @@ impl Brotr {
                         }),
                     }
                 }
-                None => self.attempt(None, &mut op).await,
+                None => self.attempt(statement_timeout, &mut op).await,
             };
             match outcome {
                 Err(DbError::Sqlx(error)) if pool::is_statement_timeout(&error) => {
@@ -127,15 +162,12 @@ impl Brotr {
         }
     }
 
-    async fn attempt<T, F>(&self, timeout: Option<Duration>, op: &mut F) -> Result<T>
+    async fn attempt<T, F>(&self, statement_timeout: Option<u64>, op: &mut F) -> Result<T>
     where
         F: for<'c> FnMut(&'c mut PgConnection) -> TxFuture<'c, T>,
     {
         let mut conn = self.pool.acquire().await?;
         let mut begin = String::from("BEGIN");
-        let statement_timeout = timeout
-            .map(|t| t.as_millis().max(1) as u64)
-            .or(Some(self.config.pool.server_settings.statement_timeout).filter(|ms| *ms > 0));
         if let Some(ms) = statement_timeout {
             begin.push_str(&format!("; SET LOCAL statement_timeout = {ms}"));
         }

@@ -15,6 +15,7 @@ pub mod metadata;
 pub mod migrate;
 pub mod monitor;
 pub mod pool;
+pub mod refresher;
 pub mod relay;
 pub mod service_state;
 pub mod synchronizer;
