@@ -5,7 +5,7 @@
 //! read back and checked tag by tag.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -31,8 +31,7 @@ use serde_json::{Value, json};
 use crate::validator::context;
 
 /// What relay names resolve to in the test's DNS, a TEST-NET-1 address that is never contacted:
-/// connections go to the fronts' loopback addresses (the resolver would answer the PTR of any
-/// 127/8 address itself, as `localhost`).
+/// connections go to the fronts' loopback addresses.
 const DNS_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 
 const GOOD_DOC: &str = r#"{"name":"Good relay","description":"a test relay","software":"https://github.com/rust-nostr/nostr","version":"0.44","supported_nips":[1,11,40,50],"limitation":{"auth_required":false,"min_pow_difficulty":0},"language_tags":["en-GB"],"tags":["testing"],"posting_policy":"https://good.example.com/policy","unknown":{"x":1}}"#;
@@ -941,5 +940,144 @@ async fn relays_are_due_by_checkpoint_age_and_stale_checkpoints_go() {
             "wss://recent.example.com"
         ],
         "the gone relay and the disabled profile lose their checkpoints"
+    );
+}
+
+/// Every stored `(type → (id as hex, data))` of `url`.
+async fn stored_ids(db: &TestDb, url: &str) -> HashMap<String, (String, Value)> {
+    let rows: Vec<(String, String, Value)> = sqlx::query_as(
+        "SELECT rm.metadata_type::text, encode(m.id, 'hex'), m.data FROM relay_metadata rm
+         JOIN metadata m ON m.id = rm.metadata_id AND m.type = rm.metadata_type
+         WHERE rm.relay_url = $1",
+    )
+    .bind(url)
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(t, id, data)| (t, (id, data)))
+        .collect()
+}
+
+/// Issue 18: the Geo, Net and DNS documents of the edge cases where this monitor used to store
+/// something else than 6.6.9 for the same facts, fixed by their content-addressed ids (the
+/// SHA-256 of the canonical JSON shown, computed with Python's `json.dumps`).
+///
+/// - `split`: an IPv4 address neither GeoLite database knows, an IPv6 address both know. Geo
+///   fails (one address looked up, IPv4 first), Net keeps `net_ip` and takes the ASN from IPv6.
+/// - `self`: 127.0.0.1, which the City database knows only by its registered country (an EU
+///   member) and the ASN database not at all: `geo_is_eu` is the country's flag (false), Net
+///   stores the address, and the PTR of 127.0.0.1 is the DNS server's answer, not `localhost`.
+#[tokio::test]
+async fn edge_cases_store_the_documents_of_the_original() {
+    bigbrotr_core::bootstrap::install_crypto_provider();
+    let db = TestDb::new().await;
+    let ctx = context(&db, "monitor");
+    let keys = Keys::generate();
+    let mut lab = Lab::new("parity");
+    let networks = networks(2.0);
+    // Both relays are dead (the discard port): Geo, Net and DNS describe their names only.
+    let dead: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let split_host = Lab::host("split");
+    let self_host = Lab::host("self");
+    lab.resolve.push((split_host.clone(), dead));
+    lab.resolve.push((self_host.clone(), dead));
+    let v6: Ipv6Addr = "2001:db8::7".parse().unwrap();
+    lab.records = std::mem::take(&mut lab.records)
+        .a(&split_host, Ipv4Addr::new(198, 51, 100, 7), 300)
+        .aaaa(&split_host, v6, 300)
+        .a(&self_host, Ipv4Addr::LOCALHOST, 300)
+        .ptr(Ipv4Addr::LOCALHOST, "self.example.com");
+    let (connector, nip11, dns) = lab.finish(&networks, &keys).await;
+    std::fs::write(
+        lab.dir.join("city.mmdb"),
+        city_database(&[
+            CityEntry {
+                network: "2001:db8::/32".to_owned(),
+                country_iso: Some("JP".to_owned()),
+                city_name: Some("Tokyo".to_owned()),
+                ..CityEntry::default()
+            },
+            CityEntry {
+                network: "127.0.0.0/8".to_owned(),
+                registered_country_iso: Some("DE".to_owned()),
+                registered_country_name: Some("Germany".to_owned()),
+                registered_is_in_european_union: Some(true),
+                ..CityEntry::default()
+            },
+        ]),
+    )
+    .unwrap();
+    std::fs::write(
+        lab.dir.join("asn.mmdb"),
+        asn_database(&[AsnEntry {
+            network: "2001:db8::/32".to_owned(),
+            asn: 64_501,
+            org: "Example Six".to_owned(),
+        }]),
+    )
+    .unwrap();
+    let mut config = config(&lab, &networks, dns, "wss://publish.example.com");
+    config.discovery.enabled = false;
+    config.announcement.enabled = false;
+    config.profile.enabled = false;
+    config.relay_list.enabled = false;
+    let split = format!("wss://{split_host}");
+    let looped = format!("wss://{self_host}");
+    add_relays(&ctx, &[&split, &looped]).await;
+
+    let monitor = Monitor::new(config, keys, connector, nip11);
+    let report = monitor.cycle(&ctx).await.unwrap();
+    assert_eq!(report.checked, 2, "{report:?}");
+
+    let split_rows = stored_ids(&db, &split).await;
+    // {"logs":{"reason":"no geo data found for IP","success":false}}
+    assert_eq!(
+        split_rows["nip66_geo"],
+        (
+            "7ef9e2f88084f6481a76a671aa75186518cd0e4435732555fc3bda461b0608f8".to_owned(),
+            json!({"logs": {"reason": "no geo data found for IP", "success": false}})
+        )
+    );
+    // {"data":{"net_asn":64501,"net_asn_org":"Example Six","net_ip":"198.51.100.7",
+    //  "net_ipv6":"2001:db8::7","net_network_v6":"2001:db8::/32"},"logs":{"success":true}}
+    assert_eq!(
+        split_rows["nip66_net"],
+        (
+            "401591f392544985794f627faba62f5c1ba695a9ff5214c2ff8bdc49da3dbb58".to_owned(),
+            json!({"data": {"net_asn": 64_501, "net_asn_org": "Example Six",
+                "net_ip": "198.51.100.7", "net_ipv6": "2001:db8::7",
+                "net_network_v6": "2001:db8::/32"}, "logs": {"success": true}})
+        )
+    );
+
+    let self_rows = stored_ids(&db, &looped).await;
+    // {"data":{"geo_country":"DE","geo_country_name":"Germany","geo_is_eu":false},
+    //  "logs":{"success":true}}
+    assert_eq!(
+        self_rows["nip66_geo"],
+        (
+            "5d47a6754b2e7a396a98c1ff9a0a416305f071a70c64c2c22f4344802b894649".to_owned(),
+            json!({"data": {"geo_country": "DE", "geo_country_name": "Germany",
+                "geo_is_eu": false}, "logs": {"success": true}})
+        )
+    );
+    // {"data":{"net_ip":"127.0.0.1"},"logs":{"success":true}}
+    assert_eq!(
+        self_rows["nip66_net"],
+        (
+            "f4d02c22a6714196b2178e31a13459a68b2b0f10b57620f7f8d1616e2d73f81f".to_owned(),
+            json!({"data": {"net_ip": "127.0.0.1"}, "logs": {"success": true}})
+        )
+    );
+    // {"data":{"dns_ips":["127.0.0.1"],"dns_ns":["ns1.example.com"],
+    //  "dns_reverse":"self.example.com","dns_ttl":300},"logs":{"success":true}}
+    assert_eq!(
+        self_rows["nip66_dns"],
+        (
+            "d11895d189f19e7887b466f169489abaa38a770aee3c6edad2622ed250ebc9e3".to_owned(),
+            json!({"data": {"dns_ips": ["127.0.0.1"], "dns_ns": ["ns1.example.com"],
+                "dns_reverse": "self.example.com", "dns_ttl": 300}, "logs": {"success": true}})
+        )
     );
 }

@@ -21,6 +21,10 @@ pub struct CityEntry {
     pub country_name: Option<String>,
     /// Registered country ISO code (`registered_country.iso_code`).
     pub registered_country_iso: Option<String>,
+    /// Registered country English name.
+    pub registered_country_name: Option<String>,
+    /// `registered_country.is_in_european_union`.
+    pub registered_is_in_european_union: Option<bool>,
     /// `country.is_in_european_union` (GeoLite2 only stores it when true).
     pub is_in_european_union: Option<bool>,
     /// Continent code.
@@ -145,8 +149,13 @@ impl CityEntry {
             names: english(self.country_name.as_ref()),
             ..Named::default()
         });
-        let registered_country = self.registered_country_iso.as_ref().map(|iso| Named {
-            iso_code: Some(iso.clone()),
+        let registered_country = (self.registered_country_iso.is_some()
+            || self.registered_country_name.is_some()
+            || self.registered_is_in_european_union.is_some())
+        .then(|| Named {
+            iso_code: self.registered_country_iso.clone(),
+            is_in_european_union: self.registered_is_in_european_union,
+            names: english(self.registered_country_name.as_ref()),
             ..Named::default()
         });
         let location = (self.accuracy_radius.is_some()

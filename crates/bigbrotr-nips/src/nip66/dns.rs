@@ -10,16 +10,31 @@
 //!
 //! A host that is an IP literal has no A, AAAA, CNAME or NS records of its own: only the PTR of
 //! the address itself is looked up.
+//!
+//! Every query goes to the configured servers, as dnspython does in BigBrotr 6.6.9: hickory's
+//! resolver answers the special-use names of RFC 6761 itself (`localhost.` and its subdomains,
+//! the reverse names of 127/8 and `::1` with `localhost`, `invalid.`, `onion.`) without asking,
+//! so those queries are sent through the resolver's name-server pool directly
+//! ([`DnsResolver::query`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
+use std::sync::Arc;
+
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
 use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::xfer::{DnsHandle, FirstAnswer, RetryDnsHandle};
+use hickory_resolver::proto::op::{DnsRequestOptions, Query, ResponseCode};
+use hickory_resolver::proto::rr::domain::usage::{
+    IN_ADDR_ARPA_127, INVALID, IP6_ARPA_1, LOCALHOST, ONION,
+};
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::{NameServerPool, PoolContext, TlsConfig, TokioResolver};
 use serde_json::{Map, Value};
 use tokio::time::{Instant, timeout_at};
 
@@ -51,6 +66,10 @@ pub enum DnsError {
 #[derive(Clone)]
 pub struct DnsResolver {
     resolver: TokioResolver,
+    /// The same servers and options without the resolver's special-use shortcuts, for the names
+    /// it would answer itself.
+    direct: RetryDnsHandle<NameServerPool<TokioRuntimeProvider>>,
+    request: DnsRequestOptions,
     timeout: Duration,
 }
 
@@ -77,8 +96,8 @@ impl DnsResolver {
     /// (so TTLs are the servers' own).
     pub fn new(options: &DnsOptions) -> Result<Self, DnsError> {
         let config_error = |e: NetError| DnsError::Config(e.to_string());
-        let mut builder = if options.nameservers.is_empty() {
-            TokioResolver::builder_tokio().map_err(config_error)?
+        let (config, mut opts) = if options.nameservers.is_empty() {
+            hickory_resolver::system_conf::read_system_conf().map_err(config_error)?
         } else {
             let servers = options
                 .nameservers
@@ -91,18 +110,38 @@ impl DnsResolver {
                     NameServerConfig::new(address.ip(), true, vec![udp, tcp])
                 })
                 .collect();
-            let config = ResolverConfig::from_parts(None, Vec::new(), servers);
-            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+            (
+                ResolverConfig::from_parts(None, Vec::new(), servers),
+                ResolverOpts::default(),
+            )
         };
-        let opts = builder.options_mut();
         // Two tries per query within the check's deadline.
         opts.timeout = (options.timeout / 2).max(Duration::from_millis(100));
         opts.attempts = 2;
         opts.cache_size = 0;
         opts.use_hosts_file = ResolveHosts::Never;
-        let resolver = builder.build().map_err(config_error)?;
+
+        let mut request = DnsRequestOptions::default();
+        request.recursion_desired = opts.recursion_desired;
+        request.use_edns = opts.edns0;
+        request.edns_payload_len = opts.edns_payload_len;
+        request.case_randomization = opts.case_randomization;
+        let context = PoolContext::new(opts.clone(), TlsConfig::new().map_err(config_error)?);
+        let pool = NameServerPool::from_config(
+            config.name_servers().iter().cloned(),
+            Arc::new(context),
+            TokioRuntimeProvider::default(),
+        );
+        let direct = RetryDnsHandle::new(pool, opts.attempts);
+
+        let resolver = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+            .with_options(opts)
+            .build()
+            .map_err(config_error)?;
         Ok(Self {
             resolver,
+            direct,
+            request,
             timeout: options.timeout,
         })
     }
@@ -274,18 +313,46 @@ impl DnsResolver {
         tokio::join!(v4, v6)
     }
 
-    /// One query, bounded by `deadline`.
+    /// One query, bounded by `deadline`. Names the resolver would answer itself (RFC 6761
+    /// special-use names, e.g. the PTR of 127.0.0.1) go to the servers directly.
     async fn query(
         &self,
         name: Name,
         record_type: RecordType,
         deadline: Instant,
     ) -> Result<Lookup, Miss> {
+        if answered_by_the_resolver(&name) {
+            return self.query_servers(name, record_type, deadline).await;
+        }
         match timeout_at(deadline, self.resolver.lookup(name, record_type)).await {
             Err(_) | Ok(Err(NetError::Timeout)) => Err(Miss::TimedOut),
             Ok(Err(_)) => Err(Miss::Absent),
             Ok(Ok(lookup)) => Ok(lookup),
         }
+    }
+
+    /// One query sent to the configured servers (with the resolver's retries), bounded by
+    /// `deadline`; an answer other than NOERROR with records is [`Miss::Absent`].
+    async fn query_servers(
+        &self,
+        name: Name,
+        record_type: RecordType,
+        deadline: Instant,
+    ) -> Result<Lookup, Miss> {
+        let query = Query::query(name, record_type);
+        let answer = self
+            .direct
+            .lookup(query.clone(), self.request)
+            .first_answer();
+        let response = match timeout_at(deadline, answer).await {
+            Err(_) | Ok(Err(NetError::Timeout)) => return Err(Miss::TimedOut),
+            Ok(Err(_)) => return Err(Miss::Absent),
+            Ok(Ok(response)) => response,
+        };
+        if response.metadata.response_code != ResponseCode::NoError || response.answers.is_empty() {
+            return Err(Miss::Absent);
+        }
+        Ok(Lookup::new_with_max_ttl(query, response.answers.clone()))
     }
 
     /// The first PTR target of `ip`.
@@ -302,6 +369,21 @@ impl DnsResolver {
             })
             .ok_or(Miss::Absent)
     }
+}
+
+/// Whether hickory's resolver answers `name` itself instead of asking its servers (the
+/// special-use zones its caching client short-circuits: loopback names and their reverse zones,
+/// `invalid.`, `onion.`).
+fn answered_by_the_resolver(name: &Name) -> bool {
+    [
+        &*LOCALHOST,
+        &*IN_ADDR_ARPA_127,
+        &*IP6_ARPA_1,
+        &*INVALID,
+        &*ONION,
+    ]
+    .iter()
+    .any(|zone| zone.zone_of(name))
 }
 
 /// Success with the data, or the reason nothing was found.

@@ -1,7 +1,7 @@
 //! The SSL check (`nip66_ssl`, clearnet only): a first TLS handshake without verification reads
 //! the certificate (SHA-256 fingerprint, subject CN, issuer O and CN, validity, SANs, serial,
-//! version) and the negotiated protocol and cipher; a second, verifying handshake decides
-//! `ssl_valid`.
+//! version) and the negotiated protocol and cipher (OpenSSL's name, as 6.6.9 stores it); a second,
+//! verifying handshake decides `ssl_valid`.
 
 use std::time::Duration;
 
@@ -43,7 +43,10 @@ pub async fn check(connector: &Connector, relay: &Relay, timeout: Duration) -> C
         if let Some(bits) = cipher_bits(&cipher) {
             data.insert("ssl_cipher_bits".to_owned(), Value::from(bits));
         }
-        data.insert("ssl_cipher".to_owned(), Value::String(cipher));
+        data.insert(
+            "ssl_cipher".to_owned(),
+            Value::String(openssl_name(&cipher)),
+        );
     }
     let valid = connector.tls_handshake(relay, true, timeout).await.is_ok();
     data.insert("ssl_valid".to_owned(), Value::Bool(valid));
@@ -143,6 +146,22 @@ fn serial(raw: &[u8]) -> String {
     }
 }
 
+/// The OpenSSL name of a cipher suite given by its IANA name, as Python's `ssl` (hence 6.6.9)
+/// reports it: TLS 1.3 suites keep their IANA name, the TLS 1.2 suites rustls negotiates get
+/// OpenSSL's; any other name is returned as it is.
+pub fn openssl_name(iana: &str) -> String {
+    let name = match iana {
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" => "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => "ECDHE-RSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => "ECDHE-RSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" => "ECDHE-RSA-CHACHA20-POLY1305",
+        other => other,
+    };
+    name.to_owned()
+}
+
 /// The secret key bits of a cipher suite, from its IANA name.
 pub fn cipher_bits(suite: &str) -> Option<u32> {
     if suite.contains("AES_256") || suite.contains("CHACHA20") {
@@ -177,6 +196,22 @@ mod tests {
             Some(128)
         );
         assert_eq!(cipher_bits("TLS_NULL"), None);
+    }
+
+    #[test]
+    fn cipher_names_are_openssl_names() {
+        assert_eq!(
+            openssl_name("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+            "ECDHE-RSA-AES128-GCM-SHA256"
+        );
+        assert_eq!(
+            openssl_name("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
+            "ECDHE-ECDSA-CHACHA20-POLY1305"
+        );
+        assert_eq!(
+            openssl_name("TLS_AES_256_GCM_SHA384"),
+            "TLS_AES_256_GCM_SHA384"
+        );
     }
 
     #[test]

@@ -254,3 +254,60 @@ fn registered_domain_follows_the_icann_section() {
     assert_eq!(registered_domain("co.uk"), None);
     assert_eq!(registered_domain("relay.invalid-tld-xyz"), None);
 }
+
+/// Issue 18, case 4: the PTR of a loopback address is asked of the configured server, as
+/// dnspython does in 6.6.9. hickory's resolver would answer `localhost` itself without sending a
+/// query; the names below exist only on the test server, so they prove the query arrived.
+#[tokio::test]
+async fn loopback_reverse_lookups_ask_the_server() {
+    let v6_loopback = Ipv6Addr::LOCALHOST;
+    let server = DnsServer::start(
+        DnsRecords::new()
+            .a("relay.example.org", Ipv4Addr::new(127, 0, 0, 1), 60)
+            .ptr(Ipv4Addr::new(127, 0, 0, 1), "loopback.example.org")
+            .ptr(v6_loopback, "loopback6.example.org"),
+    )
+    .await;
+    let dns = resolver(server.address(), Duration::from_secs(5));
+
+    let outcome = dns.check("relay.example.org").await;
+    assert_eq!(
+        outcome.str_field("dns_reverse"),
+        Some("loopback.example.org")
+    );
+    let outcome = dns.check("127.0.0.1").await;
+    let metadata = outcome
+        .to_metadata(bigbrotr_models::metadata::MetadataType::Nip66Dns)
+        .expect("storable");
+    assert_eq!(
+        metadata.canonical(),
+        r#"{"data":{"dns_reverse":"loopback.example.org"},"logs":{"success":true}}"#
+    );
+    assert_eq!(
+        metadata.id_hex(),
+        "cbc44e0b50fef53be7fd3da2e518556dbfe153c27835bad64112f2220fd85393"
+    );
+    let outcome = dns.check("[::1]").await;
+    assert_eq!(
+        outcome.str_field("dns_reverse"),
+        Some("loopback6.example.org")
+    );
+    // A loopback address the server has no PTR for has no `dns_reverse` (not "localhost").
+    let outcome = dns.check("127.0.0.2").await;
+    assert_eq!(outcome.reason(), Some("no DNS records found"));
+}
+
+/// `localhost` is a name like any other for the DNS check: its records come from the server.
+#[tokio::test]
+async fn localhost_names_ask_the_server() {
+    let server =
+        DnsServer::start(DnsRecords::new().a("localhost", Ipv4Addr::new(127, 0, 0, 9), 60)).await;
+    let dns = resolver(server.address(), Duration::from_secs(5));
+    let outcome = dns.check("localhost").await;
+    assert_eq!(outcome.data["dns_ips"], json!(["127.0.0.9"]));
+    assert_eq!(outcome.data["dns_ttl"], json!(60));
+    assert_eq!(
+        dns.lookup_ips("localhost").await,
+        (Some(Ipv4Addr::new(127, 0, 0, 9)), None)
+    );
+}
