@@ -35,7 +35,7 @@ fmt:
 	$(CARGO) fmt --all
 
 bench:
-	tests/pg-cluster.sh with "$(PG_BENCH_DIR)" -- $(CARGO) bench -p bigbrotr-tests --bench ingest --bench discovery --bench sync --bench monitor
+	tests/pg-cluster.sh with "$(PG_BENCH_DIR)" -- $(CARGO) bench -p bigbrotr-tests --bench ingest --bench discovery --bench sync --bench monitor --bench refresher
 
 run:
 	@BROTR_CONFIG="$(BROTR_CONFIG)" ONCE="$(ONCE)" scripts/run-local.sh

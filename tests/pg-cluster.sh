@@ -3,6 +3,7 @@
 #
 #   tests/pg-cluster.sh start DIR   initdb + start on a Unix socket in DIR (no TCP), fsync off;
 #                                   prints the URL to export as BIGBROTR_TEST_DATABASE_URL
+#                                   (PG_SERVER_OPTS: more "-c name=value" server settings)
 #   tests/pg-cluster.sh stop DIR    immediate stop, then remove DIR (unless KEEP_PG=1)
 #   tests/pg-cluster.sh with DIR -- CMD...   run CMD with BIGBROTR_TEST_DATABASE_URL pointing at a
 #                                   fresh cluster in DIR, removed afterwards (an already set
@@ -123,7 +124,7 @@ case "$cmd" in
             as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start -o \
                 "-c listen_addresses= -c unix_socket_directories=$dir -c fsync=off \
                  -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
-                 -c shared_buffers=256MB" >/dev/null \
+                 -c shared_buffers=256MB ${PG_SERVER_OPTS:-}" >/dev/null \
                 || { cat "$dir/postgres.log" >&2; exit 1; }
         fi
         echo "postgres://postgres@localhost/postgres?host=$dir"

@@ -157,9 +157,13 @@ fn check_refresher(path: &Path) {
         "{at}"
     );
     assert_eq!(c.base.pool.max_size, Some(2), "{at}");
-    let defaults = RefresherConfig::default();
-    assert_eq!(c.base.interval, defaults.base.interval, "{at}");
-    assert_eq!(c.refresh, defaults.refresh, "{at}");
+    // Every 10 minutes: a refresh costs what was written since the last one (migration 0004).
+    assert_eq!(c.base.interval, 600.0, "{at}");
+    assert_eq!(c.refresh, RefresherConfig::default().refresh, "{at}");
+    assert!(
+        c.refresh.concurrency <= c.base.pool.max_size.unwrap_or(0) as usize,
+        "{at}: refresh.concurrency above the pool size"
+    );
 }
 
 /// A monitor file: valid, the original deployment's retries, Tor, the writer role, and GeoLite

@@ -5,6 +5,7 @@
 // Test helpers outside `#[test]` functions fail loudly too: a panic is the right report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod analytics;
 mod dbkit;
 mod deployment_configs;
 mod finder;

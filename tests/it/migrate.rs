@@ -7,13 +7,13 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 
 /// An empty database (no schema) that is dropped at the end of the test.
-struct EmptyDb {
+pub(crate) struct EmptyDb {
     name: String,
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl EmptyDb {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let name = format!("bigbrotr_empty_{:016x}", rand_u64());
         let mut admin = PgConnection::connect_with(&server_options()).await.unwrap();
         sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -28,7 +28,7 @@ impl EmptyDb {
         Self { name, pool }
     }
 
-    async fn drop_db(self) {
+    pub(crate) async fn drop_db(self) {
         self.pool.close().await;
         let mut admin = PgConnection::connect_with(&server_options()).await.unwrap();
         sqlx::raw_sql(AssertSqlSafe(format!(
@@ -52,7 +52,7 @@ fn rand_u64() -> u64 {
 
 /// Creates the objects of a BigBrotr 6.6.9 database the way its own init scripts do: the schema
 /// SQL run directly, with no migration bookkeeping.
-async fn create_like_bigbrotr_6_6_9(pool: &PgPool) {
+pub(crate) async fn create_like_bigbrotr_6_6_9(pool: &PgPool) {
     let baseline = include_str!("../../migrations/0001_bigbrotr_baseline.sql");
     let roles = include_str!("../../migrations/0002_roles_and_grants.sql");
     let mut conn = pool.acquire().await.unwrap();
@@ -72,12 +72,12 @@ async fn a_fresh_database_is_migrated_and_a_rerun_is_a_no_op() {
     let db = EmptyDb::new().await;
     let report = migrate::migrate(&db.pool, None, &[]).await.unwrap();
     assert!(!report.adopted);
-    assert_eq!(report.applied, vec![1, 2, 3]);
+    assert_eq!(report.applied, vec![1, 2, 3, 4]);
     assert_eq!(report.variant, Variant::BigBrotr);
     migrate::check_schema(&db.pool).await.unwrap();
     let again = migrate::migrate(&db.pool, None, &[]).await.unwrap();
     assert!(again.applied.is_empty());
-    assert_eq!(applied(&db.pool).await, vec![1, 2, 3]);
+    assert_eq!(applied(&db.pool).await, vec![1, 2, 3, 4]);
     let mut conn = db.pool.acquire().await.unwrap();
     assert!(
         migrate::missing_objects(&mut conn)
@@ -109,10 +109,10 @@ async fn a_bigbrotr_6_6_9_database_is_adopted_not_recreated() {
     assert!(report.adopted);
     assert_eq!(
         report.applied,
-        vec![2, 3],
+        vec![2, 3, 4],
         "the baseline is recorded, not run"
     );
-    assert_eq!(applied(&db.pool).await, vec![1, 2, 3]);
+    assert_eq!(applied(&db.pool).await, vec![1, 2, 3, 4]);
     let kept: i64 =
         sqlx::query_scalar("SELECT discovered_at FROM relay WHERE url = 'wss://kept.example.com'")
             .fetch_one(&db.pool)
@@ -141,7 +141,7 @@ async fn a_partial_or_foreign_schema_is_refused() {
 #[tokio::test]
 async fn a_database_missing_a_migration_is_refused_with_the_command_to_run() {
     let db = TestDb::new().await;
-    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 3")
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 4")
         .execute(db.pool())
         .await
         .unwrap();
@@ -150,7 +150,7 @@ async fn a_database_missing_a_migration_is_refused_with_the_command_to_run() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("version 2") && err.contains("needs version 3"),
+        err.contains("version 3") && err.contains("needs version 4"),
         "{err}"
     );
     assert!(err.contains("bigbrotr-migrate"), "{err}");

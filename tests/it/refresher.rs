@@ -30,6 +30,7 @@ fn views(names: &[&str]) -> RefresherConfig {
     RefresherConfig {
         refresh: RefreshConfig {
             views: names.iter().map(|n| (*n).to_owned()).collect(),
+            ..RefreshConfig::default()
         },
         ..RefresherConfig::default()
     }
@@ -488,4 +489,52 @@ fn rand_suffix() -> u128 {
         .unwrap()
         .as_nanos()
         ^ u128::from(std::process::id())
+}
+
+#[tokio::test]
+async fn refresher_runs_up_to_concurrency_refreshes_at_once_and_reports_them_in_order() {
+    let db = TestDb::new().await;
+    // first_refresh() succeeds only if second_refresh() commits while it waits (2 s at most):
+    // that happens only when the two run at the same time.
+    exec(
+        db.pool(),
+        "CREATE TABLE handshake (x int);
+         GRANT SELECT, INSERT ON handshake TO refresher;
+         CREATE FUNCTION public.first_refresh() RETURNS VOID LANGUAGE plpgsql AS $$
+         BEGIN
+             FOR i IN 1..40 LOOP
+                 IF EXISTS (SELECT 1 FROM handshake) THEN RETURN; END IF;
+                 PERFORM pg_sleep(0.05);
+             END LOOP;
+             RAISE EXCEPTION 'second_refresh never ran alongside';
+         END $$;
+         CREATE FUNCTION public.second_refresh() RETURNS VOID LANGUAGE sql AS
+             'INSERT INTO handshake VALUES (1)';",
+    )
+    .await;
+    let ctx = context(connect_as(&db, "refresher").await);
+
+    let mut config = views(&["first", "second"]);
+    config.refresh.concurrency = 1;
+    let refresher = Refresher::build(config, &ctx).await.unwrap();
+    let report = refresher.refresh_all(&ctx).await;
+    assert_eq!(
+        report.failed_names(),
+        "first",
+        "one at a time, first waits in vain"
+    );
+    assert_eq!(report.refreshed, ["second"]);
+
+    exec(db.pool(), "DELETE FROM handshake").await;
+    let refresher = Refresher::build(views(&["first", "second"]), &ctx)
+        .await
+        .unwrap();
+    let report = refresher.refresh_all(&ctx).await;
+    assert!(report.failed.is_empty(), "{}", report.failed_names());
+    assert_eq!(
+        report.refreshed,
+        ["first", "second"],
+        "reported in the configured order"
+    );
+    assert_eq!(ctx.metrics.gauge("views_refreshed"), 2.0);
 }

@@ -97,7 +97,7 @@ async fn table_privileges_follow_the_grant_matrix_on_parents_and_partitions() {
 }
 
 #[tokio::test]
-async fn every_role_is_granted_schema_usage_and_execute_on_all_27_functions() {
+async fn every_role_is_granted_schema_usage_and_execute_on_all_29_functions() {
     let db = TestDb::new().await;
     // Explicit ACL entries (PUBLIC's defaults would make has_*_privilege true regardless).
     let usage: Vec<String> = sqlx::query_scalar(
@@ -129,9 +129,9 @@ async fn every_role_is_granted_schema_usage_and_execute_on_all_27_functions() {
     assert_eq!(
         grants,
         [
-            ("reader".to_owned(), 27),
-            ("refresher".to_owned(), 27),
-            ("writer".to_owned(), 27)
+            ("reader".to_owned(), 29),
+            ("refresher".to_owned(), 29),
+            ("writer".to_owned(), 29)
         ]
     );
 }
@@ -139,13 +139,17 @@ async fn every_role_is_granted_schema_usage_and_execute_on_all_27_functions() {
 #[tokio::test]
 async fn refresher_owns_every_view_and_future_objects_get_default_grants() {
     let db = TestDb::new().await;
-    let owners: Vec<(String, String)> =
-        sqlx::query_as("SELECT matviewname::text, matviewowner::text FROM pg_matviews ORDER BY 1")
-            .fetch_all(db.pool())
-            .await
-            .unwrap();
+    // Tables since migration 0004, owned by refresher as the views were.
+    let owners: Vec<(String, String)> = sqlx::query_as(
+        "SELECT tablename::text, tableowner::text FROM pg_tables
+         WHERE schemaname = 'public' AND tableowner = 'refresher' ORDER BY 1",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
     let mut expected: Vec<(String, String)> = VIEWS_IN_ORDER
         .iter()
+        .chain(["relay_uptime_daily", "relay_uptime"].iter())
         .map(|v| (v.to_string(), "refresher".to_owned()))
         .collect();
     expected.sort();
@@ -240,7 +244,7 @@ async fn writer_can_write_through_tables_and_functions_but_not_refresh() {
     )
     .await
     .unwrap();
-    // Only the owner may refresh a materialized view.
+    // Only refresher (the owner of the statistics) may refresh them.
     denied(
         as_role(pool, "writer", "SELECT kind_counts_refresh()").await,
         "writer refresh",

@@ -39,8 +39,9 @@ impl Brotr {
         .await
     }
 
-    /// Runs `<view>_refresh()` (a concurrent refresh) with the `refresh` timeout. The name must be
-    /// a plain identifier; it is interpolated into SQL only after that check.
+    /// Runs `<view>_refresh()` (an incremental refresh since migration 0004) with the `refresh`
+    /// timeout. The name must be a plain identifier; it is interpolated into SQL only after that
+    /// check.
     pub async fn refresh_materialized_view(&self, view: &str) -> Result<()> {
         check_identifier(view)?;
         let sql = format!("SELECT {view}_refresh()");

@@ -31,6 +31,11 @@ const MIGRATION_FILES: &[(i64, &str, &str)] = &[
         "fixes",
         include_str!("../../../migrations/0003_fixes.sql"),
     ),
+    (
+        4,
+        "incremental analytics",
+        include_str!("../../../migrations/0004_incremental_analytics.sql"),
+    ),
 ];
 
 /// The idempotent script that turns a database into the LilBrotr variant.
@@ -52,7 +57,8 @@ pub const TABLES: &[&str] = &[
     "service_state",
 ];
 
-/// The materialized views of BigBrotr 6.6.9, in refresh dependency order.
+/// The materialized views of BigBrotr 6.6.9, in refresh dependency order (tables of the same
+/// names from migration 0004 on, see migrations/0004_incremental_analytics.sql).
 pub const MATERIALIZED_VIEWS: &[&str] = &[
     "relay_metadata_latest",
     "event_stats",
@@ -362,7 +368,8 @@ pub async fn missing_objects(conn: &mut PgConnection) -> Result<Vec<String>> {
     for view in MATERIALIZED_VIEWS {
         if !relations
             .iter()
-            .any(|(name, kind)| name == view && kind == "m")
+            // Materialized views in 6.6.9, tables of the same names from migration 0004 on.
+            .any(|(name, kind)| name == view && (kind == "m" || kind == "r"))
         {
             missing.push(format!("materialized view {view}"));
         }

@@ -1,5 +1,6 @@
 //! `refresher.yaml`: the original's keys (`interval` 86400, at least 60 and, unlike every other
-//! service, no upper bound; `refresh.views`), validated with messages that name the key.
+//! service, no upper bound; `refresh.views`) and this project's `refresh.concurrency`, validated
+//! with messages that name the key.
 
 use bigbrotr_core::config::{BaseServiceConfig, ConfigError, Validate};
 use bigbrotr_db::refresher::MAX_REFRESH_NAME_LEN;
@@ -52,18 +53,29 @@ impl Default for RefresherConfig {
     }
 }
 
+/// Refreshes run at once by default: the deployments' refresher pool has two connections.
+pub const DEFAULT_CONCURRENCY: usize = 2;
+
+/// The most refreshes run at once.
+pub const MAX_CONCURRENCY: usize = 16;
+
 /// `refresh:` — what is refreshed, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RefreshConfig {
-    /// Names whose `public.<name>_refresh()` is called, in this order, each on its own.
+    /// Names whose `public.<name>_refresh()` is called, started in this order, each on its own.
     pub views: Vec<String>,
+    /// How many refreshes run at once (1 = one after the other, as 6.6.9 does). Since migration
+    /// 0004 each refresh brings its own inputs up to date first, so the order no longer decides
+    /// what a refresh reads, and refreshes of independent objects can overlap.
+    pub concurrency: usize,
 }
 
 impl Default for RefreshConfig {
     fn default() -> Self {
         Self {
             views: DEFAULT_VIEWS.iter().map(|v| (*v).to_owned()).collect(),
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -80,6 +92,12 @@ pub fn is_valid_name(name: &str) -> bool {
 impl Validate for RefresherConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.base.validate_with_interval(MIN_INTERVAL, None)?;
+        if !(1..=MAX_CONCURRENCY).contains(&self.refresh.concurrency) {
+            return Err(ConfigError(format!(
+                "refresh.concurrency = {} must be between 1 and {MAX_CONCURRENCY}",
+                self.refresh.concurrency
+            )));
+        }
         if self.refresh.views.is_empty() {
             return Err(ConfigError(
                 "refresh.views must list at least one name".into(),
@@ -111,6 +129,7 @@ mod tests {
         let config = RefresherConfig::default();
         assert_eq!(config.base.interval, 86_400.0);
         assert_eq!(config.refresh.views.len(), 15);
+        assert_eq!(config.refresh.concurrency, 2);
         assert_eq!(config.refresh.views[0], "relay_metadata_latest");
         assert_eq!(config.refresh.views[12], "supported_nip_counts");
         assert_eq!(
@@ -118,6 +137,19 @@ mod tests {
             ["relay_uptime_daily", "relay_uptime"]
         );
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn concurrency_is_bounded() {
+        for (value, ok) in [(0, false), (1, true), (16, true), (17, false)] {
+            let mut config = RefresherConfig::default();
+            config.refresh.concurrency = value;
+            let result = config.validate();
+            assert_eq!(result.is_ok(), ok, "{value}: {result:?}");
+            if let Err(e) = result {
+                assert!(e.0.contains("refresh.concurrency"), "{e:?}");
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The refresher: on every cycle, calls `public.<name>_refresh()` for each name of
-//! `refresh.views`, in order, each in its own transaction with no statement timeout.
+//! `refresh.views`, started in order with at most `refresh.concurrency` running at once, each in
+//! its own transaction with no statement timeout.
 //!
 //! One name failing is logged (name and error) and counted, and the next one runs. A cycle in
 //! which every name failed is a failed cycle (6.6.9 reported it as a success); a cycle in which
@@ -21,6 +22,7 @@ use bigbrotr_core::runner::{Context, Daemon};
 use bigbrotr_db::refresher::{RefreshFunction, refresh_function_name};
 use bigbrotr_db::{Brotr, DbError};
 use bigbrotr_models::service_state::ServiceName;
+use futures_util::stream::{self, StreamExt};
 
 pub use config::{DEFAULT_VIEWS, RefreshConfig, RefresherConfig};
 
@@ -88,9 +90,10 @@ impl Refresher {
         }
     }
 
-    /// One pass over `refresh.views`: each name refreshed on its own, failures logged and
-    /// counted, a stop honoured between names. Returns what happened; [`Daemon::run`] turns a
-    /// pass in which every attempted name failed into an error.
+    /// One pass over `refresh.views`: each name refreshed on its own, started in order with at
+    /// most `refresh.concurrency` at once; failures logged and counted, a stop honoured before
+    /// each start. Returns what happened; [`Daemon::run`] turns a pass in which every attempted
+    /// name failed into an error.
     pub async fn refresh_all(&self, ctx: &Context) -> RefreshReport {
         let views = &self.config.refresh.views;
         let metrics = &ctx.metrics;
@@ -98,36 +101,45 @@ impl Refresher {
         metrics.set_gauge("views_refreshed", 0.0);
         metrics.set_gauge("views_failed", 0.0);
         let mut report = RefreshReport::default();
-        for (index, view) in views.iter().enumerate() {
-            if ctx.is_stopping() {
-                report.skipped = views.len() - index;
-                tracing::warn!(
-                    remaining = report.skipped,
-                    next = %view,
-                    "refresh_interrupted"
-                );
-                break;
-            }
-            tracing::info!(view = %view, "view_refresh_started");
-            let started = Instant::now();
-            match ctx.brotr.refresh(view).await {
-                Ok(()) => {
-                    let seconds = started.elapsed().as_secs_f64();
+        // Owned names and a cloned facade: the futures borrow nothing from the loop.
+        let mut outcomes = stream::iter(views.clone())
+            .map(|view| {
+                // Evaluated when the refresh is about to start, so a stop is honoured there.
+                let stopping = ctx.is_stopping();
+                let brotr = ctx.brotr.clone();
+                async move {
+                    if stopping {
+                        return (view, None);
+                    }
+                    tracing::info!(view = %view, "view_refresh_started");
+                    let started = Instant::now();
+                    let result = brotr.refresh(&view).await;
+                    (view, Some((result, started.elapsed().as_secs_f64())))
+                }
+            })
+            .buffered(self.config.refresh.concurrency.max(1));
+        while let Some((view, outcome)) = outcomes.next().await {
+            match outcome {
+                None => report.skipped += 1,
+                Some((Ok(()), seconds)) => {
                     metrics.set_gauge(&format!("duration_{view}"), seconds);
                     tracing::info!(
                         view = %view,
                         duration_s = (seconds * 1000.0).round() / 1000.0,
                         "view_refreshed"
                     );
-                    report.refreshed.push(view.clone());
+                    report.refreshed.push(view);
                     metrics.set_gauge("views_refreshed", report.refreshed.len() as f64);
                 }
-                Err(error) => {
+                Some((Err(error), _)) => {
                     tracing::error!(view = %view, error = %error, "view_refresh_failed");
-                    report.failed.push((view.clone(), error));
+                    report.failed.push((view, error));
                     metrics.set_gauge("views_failed", report.failed.len() as f64);
                 }
             }
+        }
+        if report.skipped > 0 {
+            tracing::warn!(remaining = report.skipped, "refresh_interrupted");
         }
         report
     }
