@@ -6,6 +6,7 @@
 #   make test    throwaway PostgreSQL cluster + the whole test suite (what CI runs)
 #   make lint    rustfmt check + clippy with warnings as errors
 #   make bench   benchmarks on a throwaway cluster (release build); see docs/benchmarks.md
+#                (make bench-refresher: only the refresher's)
 #   make migrate apply migrations to the database of BROTR_CONFIG (default config/brotr.yaml)
 
 SHELL := /bin/bash
@@ -14,7 +15,7 @@ PG_TEST_DIR ?= $(CURDIR)/target/pg-test
 PG_BENCH_DIR ?= $(CURDIR)/target/pg-bench
 BROTR_CONFIG ?=
 
-.PHONY: all build test lint fmt bench run migrate clean-data
+.PHONY: all build test lint fmt bench bench-refresher run migrate clean-data
 
 all: lint test
 
@@ -34,8 +35,17 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench:
-	tests/pg-cluster.sh with "$(PG_BENCH_DIR)" -- $(CARGO) bench -p bigbrotr-tests --bench ingest --bench discovery --bench sync --bench monitor --bench refresher
+# The refresher part runs on its own cluster with the deployments' memory and planner settings
+# (deployments/*/postgres/postgresql.conf): its figures are about an archive that does not fit
+# the test cluster's 256 MB of shared buffers.
+PG_DEPLOYMENT_OPTS ?= -c shared_buffers=1GB -c effective_cache_size=3GB -c work_mem=8MB \
+	-c maintenance_work_mem=256MB -c random_page_cost=1.1 -c max_wal_size=4GB
+
+bench: bench-refresher
+	tests/pg-cluster.sh with "$(PG_BENCH_DIR)" -- $(CARGO) bench -p bigbrotr-tests --bench ingest --bench discovery --bench sync --bench monitor
+
+bench-refresher:
+	PG_SERVER_OPTS="$(PG_DEPLOYMENT_OPTS)" tests/pg-cluster.sh with "$(PG_BENCH_DIR)-refresher" -- $(CARGO) bench -p bigbrotr-tests --bench refresher
 
 run:
 	@BROTR_CONFIG="$(BROTR_CONFIG)" ONCE="$(ONCE)" scripts/run-local.sh

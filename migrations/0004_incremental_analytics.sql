@@ -372,10 +372,15 @@ CREATE TABLE analytics.event_hour (hour BIGINT PRIMARY KEY, n BIGINT NOT NULL);
 -- Sightings per (relay, author, kind) with their first and last created_at: the distinct counts
 -- of the per-relay objects, and every (relay, author) pair (pubkey_counts_by_relay publishes
 -- the pairs with 2 events or more) as the handful of rows under its key prefix.
+-- Keyed by a small relay id rather than the URL: the largest count table, a third narrower.
+CREATE TABLE analytics.relay_key (
+    url TEXT PRIMARY KEY,
+    id INTEGER GENERATED ALWAYS AS IDENTITY UNIQUE
+);
 CREATE TABLE analytics.relay_pubkey_kind (
-    relay_url TEXT NOT NULL, pubkey BYTEA NOT NULL, kind INTEGER NOT NULL, n BIGINT NOT NULL,
+    relay_id INTEGER NOT NULL, pubkey BYTEA NOT NULL, kind INTEGER NOT NULL, n BIGINT NOT NULL,
     first_ts BIGINT NOT NULL, last_ts BIGINT NOT NULL,
-    PRIMARY KEY (relay_url, pubkey, kind)
+    PRIMARY KEY (relay_id, pubkey, kind)
 );
 -- Per relay: the event part of relay_stats.
 CREATE TABLE analytics.relay_events (
@@ -1218,60 +1223,64 @@ BEGIN
 
         -- (relay, pubkey, kind) counts, first and last; a triple that lost events reads its
         -- first/last back from the (pubkey, kind, created_at) index.
+        INSERT INTO analytics.relay_key (url)
+        SELECT DISTINCT relay_url FROM an_s
+        ON CONFLICT (url) DO NOTHING;
         DROP TABLE IF EXISTS pg_temp.an_rpk;
-        CREATE TEMP TABLE an_rpk (relay_url TEXT, pubkey BYTEA, kind INTEGER, has_del BOOLEAN,
-                                  old_n BIGINT, new_n BIGINT) ON COMMIT DROP;
+        CREATE TEMP TABLE an_rpk (relay_id INTEGER, relay_url TEXT, pubkey BYTEA, kind INTEGER,
+                                  has_del BOOLEAN, old_n BIGINT, new_n BIGINT) ON COMMIT DROP;
         WITH d AS (
-            SELECT relay_url, pubkey, kind, sum(sign)::BIGINT AS dn,
-                   min(created_at) FILTER (WHERE sign > 0) AS mn,
-                   max(created_at) FILTER (WHERE sign > 0) AS mx,
-                   bool_or(sign < 0) AS has_del
-            FROM an_s GROUP BY relay_url, pubkey, kind
+            SELECT k.id AS relay_id, x.relay_url, x.pubkey, x.kind, sum(x.sign)::BIGINT AS dn,
+                   min(x.created_at) FILTER (WHERE x.sign > 0) AS mn,
+                   max(x.created_at) FILTER (WHERE x.sign > 0) AS mx,
+                   bool_or(x.sign < 0) AS has_del
+            FROM an_s AS x INNER JOIN analytics.relay_key AS k ON k.url = x.relay_url
+            GROUP BY k.id, x.relay_url, x.pubkey, x.kind
         ),
         up AS (
             INSERT INTO analytics.relay_pubkey_kind AS s
-                (relay_url, pubkey, kind, n, first_ts, last_ts)
-            SELECT relay_url, pubkey, kind, dn, COALESCE(mn, 9223372036854775807),
+                (relay_id, pubkey, kind, n, first_ts, last_ts)
+            SELECT relay_id, pubkey, kind, dn, COALESCE(mn, 9223372036854775807),
                    COALESCE(mx, -9223372036854775808)
             FROM d WHERE dn <> 0 OR has_del
-            ON CONFLICT (relay_url, pubkey, kind) DO UPDATE
+            ON CONFLICT (relay_id, pubkey, kind) DO UPDATE
                 SET n = s.n + EXCLUDED.n, first_ts = LEAST(s.first_ts, EXCLUDED.first_ts),
                     last_ts = GREATEST(s.last_ts, EXCLUDED.last_ts)
-            RETURNING s.relay_url, s.pubkey, s.kind, s.n
+            RETURNING s.relay_id, s.pubkey, s.kind, s.n
         )
         INSERT INTO an_rpk
-        SELECT d.relay_url, d.pubkey, d.kind, d.has_del, up.n - d.dn, up.n
+        SELECT d.relay_id, d.relay_url, d.pubkey, d.kind, d.has_del, up.n - d.dn, up.n
         FROM up INNER JOIN d
-            ON d.relay_url = up.relay_url AND d.pubkey = up.pubkey AND d.kind = up.kind;
+            ON d.relay_id = up.relay_id AND d.pubkey = up.pubkey AND d.kind = up.kind;
         PERFORM analytics.check_counts('relay_pubkey_kind',
                                        EXISTS (SELECT 1 FROM an_rpk WHERE new_n < 0));
         DELETE FROM analytics.relay_pubkey_kind AS s USING an_rpk AS t
-        WHERE t.new_n = 0 AND s.relay_url = t.relay_url AND s.pubkey = t.pubkey
+        WHERE t.new_n = 0 AND s.relay_id = t.relay_id AND s.pubkey = t.pubkey
           AND s.kind = t.kind;
         UPDATE analytics.relay_pubkey_kind AS s
         SET first_ts = b.lo, last_ts = b.hi
         FROM (
-            SELECT t.relay_url, t.pubkey, t.kind, min(e.created_at) AS lo, max(e.created_at) AS hi
+            SELECT t.relay_id, t.pubkey, t.kind, min(e.created_at) AS lo, max(e.created_at) AS hi
             FROM an_rpk AS t
             INNER JOIN public.event AS e ON e.pubkey = t.pubkey AND e.kind = t.kind
             INNER JOIN public.event_relay AS er ON er.event_id = e.id AND er.relay_url = t.relay_url
             WHERE t.has_del AND t.new_n > 0
-            GROUP BY t.relay_url, t.pubkey, t.kind
+            GROUP BY t.relay_id, t.pubkey, t.kind
         ) AS b
-        WHERE s.relay_url = b.relay_url AND s.pubkey = b.pubkey AND s.kind = b.kind;
+        WHERE s.relay_id = b.relay_id AND s.pubkey = b.pubkey AND s.kind = b.kind;
 
         -- (relay, pubkey) pairs, summed from their triples after the update.
         DROP TABLE IF EXISTS pg_temp.an_rp;
         CREATE TEMP TABLE an_rp ON COMMIT DROP AS
         SELECT k.relay_url, k.pubkey, COALESCE(a.n, 0) - k.dn AS old_n, COALESCE(a.n, 0) AS new_n,
                a.kinds, a.lo, a.hi
-        FROM (SELECT relay_url, pubkey, sum(new_n - old_n)::BIGINT AS dn FROM an_rpk
-              GROUP BY relay_url, pubkey) AS k
+        FROM (SELECT relay_id, relay_url, pubkey, sum(new_n - old_n)::BIGINT AS dn FROM an_rpk
+              GROUP BY relay_id, relay_url, pubkey) AS k
         LEFT JOIN LATERAL (
             SELECT sum(t.n)::BIGINT AS n, count(*) AS kinds, min(t.first_ts) AS lo,
                    max(t.last_ts) AS hi
             FROM analytics.relay_pubkey_kind AS t
-            WHERE t.relay_url = k.relay_url AND t.pubkey = k.pubkey
+            WHERE t.relay_id = k.relay_id AND t.pubkey = k.pubkey
         ) AS a ON TRUE;
 
         -- pubkey_counts_by_relay publishes the pairs with two events or more: only pairs that
@@ -1347,10 +1356,11 @@ BEGIN
         WHERE t.new_n = 0 AND s.relay_url = t.relay_url;
         UPDATE analytics.relay_events AS s
         SET first_ts = b.lo, last_ts = b.hi
-        FROM (SELECT p.relay_url, min(p.first_ts) AS lo, max(p.last_ts) AS hi
+        FROM (SELECT k.url AS relay_url, min(p.first_ts) AS lo, max(p.last_ts) AS hi
               FROM analytics.relay_pubkey_kind AS p
-              WHERE p.relay_url IN (SELECT relay_url FROM an_r WHERE has_del AND new_n > 0)
-              GROUP BY p.relay_url) AS b
+              INNER JOIN analytics.relay_key AS k ON k.id = p.relay_id
+              WHERE k.url IN (SELECT relay_url FROM an_r WHERE has_del AND new_n > 0)
+              GROUP BY k.url) AS b
         WHERE s.relay_url = b.relay_url;
 
         -- Networks: an event counts once per network, and its author and kind with it.
@@ -1771,7 +1781,10 @@ BEGIN
     FROM public.event_relay AS er
     INNER JOIN public.event AS e ON e.id = er.event_id
     GROUP BY er.relay_url, e.pubkey, e.kind;
-    INSERT INTO analytics.relay_pubkey_kind SELECT relay_url, pubkey, kind, n, lo, hi FROM rb_rpk;
+    INSERT INTO analytics.relay_key (url) SELECT url FROM public.relay ON CONFLICT (url) DO NOTHING;
+    INSERT INTO analytics.relay_pubkey_kind
+    SELECT k.id, r.pubkey, r.kind, r.n, r.lo, r.hi
+    FROM rb_rpk AS r INNER JOIN analytics.relay_key AS k ON k.url = r.relay_url;
     INSERT INTO public.pubkey_counts_by_relay
     SELECT relay_url, encode(pubkey, 'hex'), sum(n), count(*), min(lo), max(hi) FROM rb_rpk
     GROUP BY relay_url, pubkey HAVING sum(n) >= 2;

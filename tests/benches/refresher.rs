@@ -29,21 +29,7 @@ const CHUNK: i64 = 200_000;
 
 const BASELINE_SQL: &str = include_str!("../../migrations/0001_bigbrotr_baseline.sql");
 
-const VIEWS: [&str; 13] = [
-    "relay_metadata_latest",
-    "event_stats",
-    "relay_stats",
-    "kind_counts",
-    "kind_counts_by_relay",
-    "pubkey_counts",
-    "pubkey_counts_by_relay",
-    "network_stats",
-    "event_daily_counts",
-    "events_replaceable_latest",
-    "events_addressable_latest",
-    "relay_software_counts",
-    "supported_nip_counts",
-];
+const VIEWS: [&str; 13] = bigbrotr_db::migrate::MATERIALIZED_VIEWS;
 
 /// 200 relays (170 clearnet, 20 tor, 5 i2p, 5 loki).
 const RELAYS_SQL: &str = "
@@ -289,10 +275,7 @@ async fn bench() {
     // Every object equals its full recomputation after the measured refreshes.
     let mut tx = conn.begin().await.unwrap();
     exec(&mut tx, "SELECT all_statistics_refresh()").await;
-    for view in VIEWS
-        .iter()
-        .chain(["relay_uptime_daily", "relay_uptime"].iter())
-    {
+    for view in bigbrotr_db::migrate::STATISTICS_OBJECTS {
         let differs: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT (SELECT count(*) FROM (TABLE public.{view} EXCEPT ALL TABLE analytics.{view}_full) a)
                   + (SELECT count(*) FROM (TABLE analytics.{view}_full EXCEPT ALL TABLE public.{view}) b)"
@@ -309,16 +292,42 @@ async fn bench() {
     let mut with = Vec::new();
     let mut without = Vec::new();
     let mut next = 10_000_000;
+    let captured = "SELECT count(*) FROM analytics.event_delta";
     for _ in 0..2 {
         set_capture(&mut conn, false).await;
+        let before: i64 = sqlx::query_scalar(captured)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
         without.push(ingest(&mut conn, next, 10).await);
+        let after: i64 = sqlx::query_scalar(captured)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(after, before, "the capture was off");
         next += 10_000;
         set_capture(&mut conn, true).await;
         with.push(ingest(&mut conn, next, 10).await);
+        let later: i64 = sqlx::query_scalar(captured)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(later, after + 10_000, "the capture was on");
         next += 10_000;
     }
     let with_rate = with.iter().sum::<f64>() / with.len() as f64;
     let without_rate = without.iter().sum::<f64>() / without.len() as f64;
+
+    let (state_mib, archive_mib): (f64, f64) = sqlx::query_as(
+        "SELECT (sum(pg_total_relation_size(c.oid))
+                     FILTER (WHERE c.relnamespace = 'analytics'::regnamespace) / 1048576.0)::float8,
+                (sum(pg_total_relation_size(c.oid))
+                     FILTER (WHERE c.relname ~ '^(event|event_relay)_p[0-9]+$') / 1048576.0)::float8
+         FROM pg_class AS c WHERE c.relkind = 'r'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
 
     println!("### Refresher: {events} events, {sightings} sightings, 200 relays\n");
     println!("6.6.9 full refresh (REFRESH MATERIALIZED VIEW CONCURRENTLY, wall s per view):\n");
@@ -358,6 +367,10 @@ async fn bench() {
     println!(
         "\nIngest through event_relay_insert_cascade (1,000-event batches): capture off {without_rate:.0} events/s, on {with_rate:.0} events/s, on / off {:.2}\n",
         with_rate / without_rate
+    );
+    println!(
+        "Storage after the run: analytics schema (count and delta tables) {state_mib:.0} MiB, \
+         event and event_relay {archive_mib:.0} MiB\n"
     );
 }
 

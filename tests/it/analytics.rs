@@ -15,23 +15,7 @@ use crate::dbkit::{Ev, VIEWS_IN_ORDER, columns, ev, exec, id32, snapshot};
 use crate::migrate::EmptyDb;
 
 /// Every object the refresh functions maintain: 6.6.9's 13 and the two availability objects.
-const OBJECTS: [&str; 15] = [
-    "relay_metadata_latest",
-    "event_stats",
-    "relay_stats",
-    "kind_counts",
-    "kind_counts_by_relay",
-    "pubkey_counts",
-    "pubkey_counts_by_relay",
-    "network_stats",
-    "event_daily_counts",
-    "events_replaceable_latest",
-    "events_addressable_latest",
-    "relay_software_counts",
-    "supported_nip_counts",
-    "relay_uptime_daily",
-    "relay_uptime",
-];
+const OBJECTS: [&str; 15] = migrate::STATISTICS_OBJECTS;
 
 /// Rows of `object` missing from, and in excess of, its full recomputation (same snapshot and
 /// same `now()`: the caller runs it in the refresh's transaction).
@@ -53,10 +37,7 @@ async fn differences(conn: &mut PgConnection, object: &str) -> (i64, i64, i64) {
 async fn assert_exact(pool: &PgPool, step: &str, per_view: bool) -> BTreeMap<&'static str, i64> {
     let mut tx = pool.begin().await.unwrap();
     if per_view {
-        for view in VIEWS_IN_ORDER
-            .iter()
-            .chain(["relay_uptime_daily", "relay_uptime"].iter())
-        {
+        for view in OBJECTS {
             sqlx::query(AssertSqlSafe(format!("SELECT {view}_refresh()")))
                 .execute(&mut *tx)
                 .await
@@ -698,4 +679,59 @@ async fn a_truncate_stops_the_refresh_with_a_clear_error_until_the_rebuild() {
     assert_eq!(counts["kind_counts"], 0);
     cascade(pool, &events(&mut rng, 100, 10, now), C1, "clearnet", now).await;
     assert_exact(pool, "written after the rebuild", true).await;
+}
+
+#[tokio::test]
+async fn the_6_6_9_api_catalog_still_finds_every_object_and_its_key() {
+    // 6.6.9's API discovers its objects from information_schema (BASE TABLE and VIEW) plus
+    // pg_matviews, and a table's key from pg_constraint: the tables of 0004 must be found with
+    // the columns of the views' unique indexes as their primary keys.
+    let db = TestDb::new().await;
+    let keys: Vec<(String, String)> = sqlx::query_as(
+        "SELECT t.table_name::text,
+                (SELECT string_agg(a.attname, ',' ORDER BY k.ord)
+                 FROM pg_constraint AS c
+                 CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+                 JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+                 WHERE c.conrelid = format('public.%I', t.table_name)::regclass
+                   AND c.contype = 'p')
+         FROM information_schema.tables AS t
+         WHERE t.table_schema = 'public' AND t.table_type IN ('BASE TABLE', 'VIEW')
+           AND t.table_name = ANY($1)
+         ORDER BY 1",
+    )
+    .bind(OBJECTS.to_vec())
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let mut expected = vec![
+        ("event_daily_counts", "day"),
+        ("event_stats", "singleton_key"),
+        ("events_addressable_latest", "pubkey,kind,d_tag"),
+        ("events_replaceable_latest", "pubkey,kind"),
+        ("kind_counts", "kind"),
+        ("kind_counts_by_relay", "kind,relay_url"),
+        ("network_stats", "network"),
+        ("pubkey_counts", "pubkey"),
+        ("pubkey_counts_by_relay", "pubkey,relay_url"),
+        ("relay_metadata_latest", "relay_url,metadata_type"),
+        ("relay_software_counts", "software,version"),
+        ("relay_stats", "relay_url"),
+        ("relay_uptime", "relay_url"),
+        ("relay_uptime_daily", "relay_url,day"),
+        ("supported_nip_counts", "nip"),
+    ];
+    expected.sort();
+    let got: Vec<(&str, &str)> = keys.iter().map(|(t, k)| (t.as_str(), k.as_str())).collect();
+    assert_eq!(got, expected);
+    // The internal state is not in public, so the API lists nothing new besides the two
+    // availability tables.
+    let internal: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables
+         WHERE table_schema = 'public' AND table_name LIKE '%delta%'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(internal, 0);
 }

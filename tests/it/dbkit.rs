@@ -7,23 +7,9 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 
-/// The 13 materialized views in the dependency order of reference §1.6: relay_metadata_latest
-/// first, the two views that read it last.
-pub(crate) const VIEWS_IN_ORDER: [&str; 13] = [
-    "relay_metadata_latest",
-    "event_stats",
-    "relay_stats",
-    "kind_counts",
-    "kind_counts_by_relay",
-    "pubkey_counts",
-    "pubkey_counts_by_relay",
-    "network_stats",
-    "event_daily_counts",
-    "events_replaceable_latest",
-    "events_addressable_latest",
-    "relay_software_counts",
-    "supported_nip_counts",
-];
+/// The 13 materialized views of 6.6.9 in the dependency order of reference §1.6:
+/// relay_metadata_latest first, the two views that read it last.
+pub(crate) const VIEWS_IN_ORDER: [&str; 13] = bigbrotr_db::migrate::MATERIALIZED_VIEWS;
 
 /// 32 bytes: `tag` repeated 28 times, then `n` big-endian. Ids with one tag order like `n`.
 pub(crate) fn id32(tag: u8, n: u32) -> Vec<u8> {

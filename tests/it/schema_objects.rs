@@ -298,9 +298,8 @@ fn expected_functions() -> Vec<(String, String, String)> {
     .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
     .collect();
     f.extend(
-        VIEWS_IN_ORDER
+        bigbrotr_db::migrate::STATISTICS_OBJECTS
             .iter()
-            .chain(["relay_uptime_daily", "relay_uptime"].iter())
             .map(|v| (format!("{v}_refresh()"), String::new(), "void".to_owned())),
     );
     f.sort();

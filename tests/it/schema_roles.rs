@@ -147,9 +147,8 @@ async fn refresher_owns_every_view_and_future_objects_get_default_grants() {
     .fetch_all(db.pool())
     .await
     .unwrap();
-    let mut expected: Vec<(String, String)> = VIEWS_IN_ORDER
+    let mut expected: Vec<(String, String)> = bigbrotr_db::migrate::STATISTICS_OBJECTS
         .iter()
-        .chain(["relay_uptime_daily", "relay_uptime"].iter())
         .map(|v| (v.to_string(), "refresher".to_owned()))
         .collect();
     expected.sort();

@@ -57,9 +57,10 @@ pub const TABLES: &[&str] = &[
     "service_state",
 ];
 
-/// The materialized views of BigBrotr 6.6.9, in refresh dependency order (tables of the same
-/// names from migration 0004 on, see migrations/0004_incremental_analytics.sql).
-pub const MATERIALIZED_VIEWS: &[&str] = &[
+/// Every statistics object with a `<name>_refresh()` function, in refresh dependency order: the
+/// 13 materialized views of BigBrotr 6.6.9 (tables of the same names from migration 0004 on, see
+/// migrations/0004_incremental_analytics.sql), then this project's relay availability tables.
+pub const STATISTICS_OBJECTS: [&str; 15] = [
     "relay_metadata_latest",
     "event_stats",
     "relay_stats",
@@ -73,7 +74,16 @@ pub const MATERIALIZED_VIEWS: &[&str] = &[
     "events_addressable_latest",
     "relay_software_counts",
     "supported_nip_counts",
+    "relay_uptime_daily",
+    "relay_uptime",
 ];
+
+/// The materialized views of BigBrotr 6.6.9, in its refresh dependency order: the first 13
+/// [`STATISTICS_OBJECTS`].
+pub const MATERIALIZED_VIEWS: [&str; 13] = match STATISTICS_OBJECTS.first_chunk::<13>() {
+    Some(views) => *views,
+    None => unreachable!(),
+};
 
 /// The stored functions of BigBrotr 6.6.9 with their argument types (as `regprocedure` prints
 /// them), not counting the refresh functions, which are `<view>_refresh()` for each view plus

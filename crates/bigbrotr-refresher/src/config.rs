@@ -15,23 +15,7 @@ pub const MIN_INTERVAL: f64 = 60.0;
 /// The names refreshed by default, in dependency order: the original's 13 materialized views
 /// (relay_metadata_latest first, the two that read it last among them), then this project's
 /// uptime tables (the daily one before the rollup that reads it).
-pub const DEFAULT_VIEWS: [&str; 15] = [
-    "relay_metadata_latest",
-    "event_stats",
-    "relay_stats",
-    "kind_counts",
-    "kind_counts_by_relay",
-    "pubkey_counts",
-    "pubkey_counts_by_relay",
-    "network_stats",
-    "event_daily_counts",
-    "events_replaceable_latest",
-    "events_addressable_latest",
-    "relay_software_counts",
-    "supported_nip_counts",
-    "relay_uptime_daily",
-    "relay_uptime",
-];
+pub const DEFAULT_VIEWS: [&str; 15] = bigbrotr_db::migrate::STATISTICS_OBJECTS;
 
 /// `refresher.yaml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
