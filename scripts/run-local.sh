@@ -11,8 +11,9 @@
 # The monitor signs with a throwaway key of its own (.data/monitor.key, made once from
 # /dev/urandom; NOSTR_PRIVATE_KEY is not used for it) and publishes nothing: its checks, and their
 # RTT write probes, still reach the relays, and it downloads the GeoLite2 databases into
-# .data/geoip/ (a failed download only warns). The refresher refreshes the analytics once at start
-# (then daily), as role refresher on the local cluster (as the configured user with BROTR_CONFIG).
+# .data/geoip/ (a failed download only warns). The refresher refreshes the analytics at start
+# (then every minute), as role refresher on the local cluster (as the configured user with
+# BROTR_CONFIG).
 # With BROTR_CONFIG=path/to/brotr.yaml: uses that database instead of a local cluster.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -107,7 +108,9 @@ YAML
 
 cat >"$config_dir/services/refresher.yaml" <<YAML
 # Written by scripts/run-local.sh: metrics on 127.0.0.1:8005; refreshes every analytics object
-# once at start, then daily. Two connections: refreshes run one at a time, with no timeout.
+# at start, then every minute (a refresh costs what was written since the last one). Two
+# connections: two refreshes at once, with no timeout.
+interval: 60
 metrics:
   enabled: true
   port: 8005

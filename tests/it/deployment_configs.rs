@@ -141,7 +141,7 @@ fn every_deployment_config_loads_without_unknown_keys() {
 }
 
 /// A refresher file: valid, the `refresher` role with its password variable, a pool of two,
-/// metrics for the container, and the default interval and views.
+/// metrics for the container, a 10-minute interval and the default views.
 fn check_refresher(path: &Path) {
     let loaded: Loaded<RefresherConfig> =
         config::load(path, "BIGBROTR_TEST_UNUSED_PREFIX__").unwrap();
@@ -551,6 +551,7 @@ fn run_local_configs_load_and_the_local_monitor_publishes_nothing() {
                 let loaded = load::<RefresherConfig>(yaml, &origin);
                 assert_eq!(loaded.config.base.metrics.port, 8005);
                 assert_eq!(loaded.config.base.pool.max_size, Some(2));
+                assert_eq!(loaded.config.base.interval, 60.0);
                 assert_eq!(loaded.config.refresh, RefresherConfig::default().refresh);
                 loaded.unknown_keys
             }
