@@ -14,9 +14,10 @@
 --
 -- How (docs/ARCHITECTURE.md, "Incremental analytics", says the same for operators):
 --   1. Capture. Statement-level AFTER triggers with transition tables on event, event_relay,
---      relay and relay_metadata append one row per inserted or deleted row to the delta tables
---      analytics.*_delta, stamped with the writing transaction's id (xid8). They run inside the
---      writer's transaction: a change and its delta row commit or roll back together.
+--      relay, relay_metadata and metadata (and on each partition) append one row per inserted
+--      or deleted row (an update is both) to the delta tables analytics.*_delta, stamped with
+--      the writing transaction's id (xid8). They run inside the writer's transaction: a change
+--      and its delta row commit or roll back together.
 --   2. Watermark. Three consumers (event, sighting, metadata) each remember the snapshot
 --      (pg_snapshot) up to which they have applied the deltas. A refresh takes the current
 --      snapshot and applies exactly the delta rows visible in it and not in the stored one:
@@ -41,6 +42,8 @@
 --     out of range"; such events are left out of the daily counts (and only there).
 --   - event_stats: the span of events_per_day is computed in NUMERIC; one event dated near the
 --     end of the BIGINT range made 6.6.9's refresh fail with "bigint out of range".
+--   - relay_stats: RTT values are cast with analytics.int_or_null; one document holding 12.5
+--     made 6.6.9's refresh fail with "invalid input syntax for type integer".
 --   - all_statistics_refresh() and a refresh are no longer all-or-nothing over 20 s of work.
 
 -- Objects belong in schema public (see the same check in 0001).
@@ -131,6 +134,13 @@ RETURNS BIGINT
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$ SELECT floor(extract(EPOCH FROM now()))::BIGINT $$;
 
+-- A JSON value as INTEGER when it is a plain integer that fits, else NULL: 6.6.9 cast with
+-- ::INTEGER, so one RTT document holding 12.5 or 1e99 made every refresh of relay_stats fail.
+CREATE FUNCTION analytics.int_or_null(v TEXT)
+RETURNS INTEGER
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT CASE WHEN v ~ '^\s*[-+]?[0-9]{1,9}\s*$' THEN v::INTEGER END $$;
+
 -- Whether a nip66_rtt document records a successful open phase.
 CREATE FUNCTION analytics.open_ok(data JSONB)
 RETURNS BOOLEAN
@@ -181,6 +191,16 @@ CREATE TABLE analytics.relay_metadata_delta (
     relay_url TEXT NOT NULL,
     metadata_type TEXT NOT NULL,
     generated_at BIGINT NOT NULL,
+    metadata_id BYTEA NOT NULL,
+    open_ok BOOLEAN
+);
+
+-- A deleted metadata document takes its relay_metadata rows with it (cascade): their delta rows
+-- then cannot read the RTT result, which this delta of the same transaction keeps.
+CREATE TABLE analytics.metadata_delta (
+    xid XID8 NOT NULL DEFAULT pg_current_xact_id(),
+    id BYTEA NOT NULL,
+    type TEXT NOT NULL,
     open_ok BOOLEAN
 );
 
@@ -194,26 +214,50 @@ ALTER TABLE analytics.relay_delta SET (autovacuum_vacuum_scale_factor = 0,
     autovacuum_vacuum_threshold = 1000);
 ALTER TABLE analytics.relay_metadata_delta SET (autovacuum_vacuum_scale_factor = 0,
     autovacuum_vacuum_threshold = 1000);
+ALTER TABLE analytics.metadata_delta SET (autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 1000);
 
 -- Trigger functions are SECURITY DEFINER (owned by refresher, below): any role allowed to
--- write the base tables records its changes, without rights on the analytics schema.
+-- write the base tables records its changes, without rights on the analytics schema. Every
+-- relation they name is schema-qualified, and their search_path holds only pg_catalog, so no
+-- object a writer can create is ever resolved in them. An UPDATE is recorded as the deletion of
+-- the old row and the insertion of the new one, and moves what depends on it: the sightings of
+-- an event whose author, kind or time changed, or of a relay whose network changed; the
+-- monitor results that point at a document whose data changed.
 CREATE FUNCTION analytics.capture_event()
 RETURNS TRIGGER
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO analytics.event_delta (sign, id, pubkey, created_at, kind, d_tag)
-        SELECT 1, n.id, n.pubkey, n.created_at, n.kind,
-               CASE WHEN n.kind BETWEEN 30000 AND 39999
-                    THEN analytics.d_tag_of(n.tags, n.tagvalues) END
-        FROM new_rows AS n;
-    ELSE
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
         INSERT INTO analytics.event_delta (sign, id, pubkey, created_at, kind, d_tag)
         SELECT -1, o.id, o.pubkey, o.created_at, o.kind,
                CASE WHEN o.kind BETWEEN 30000 AND 39999
                     THEN analytics.d_tag_of(o.tags, o.tagvalues) END
         FROM old_rows AS o;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO analytics.event_delta (sign, id, pubkey, created_at, kind, d_tag)
+        SELECT 1, n.id, n.pubkey, n.created_at, n.kind,
+               CASE WHEN n.kind BETWEEN 30000 AND 39999
+                    THEN analytics.d_tag_of(n.tags, n.tagvalues) END
+        FROM new_rows AS n;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        -- The id is the key (and referenced): a changed id is a new event without sightings.
+        INSERT INTO analytics.sighting_delta
+            (sign, event_id, relay_url, pubkey, created_at, kind, network)
+        SELECT s.sign, er.event_id, er.relay_url,
+               CASE WHEN s.sign < 0 THEN o.pubkey ELSE n.pubkey END,
+               CASE WHEN s.sign < 0 THEN o.created_at ELSE n.created_at END,
+               CASE WHEN s.sign < 0 THEN o.kind ELSE n.kind END,
+               r.network
+        FROM old_rows AS o
+        INNER JOIN new_rows AS n ON n.id = o.id
+        INNER JOIN public.event_relay AS er ON er.event_id = o.id
+        LEFT JOIN public.relay AS r ON r.url = er.relay_url
+        CROSS JOIN (VALUES (-1::SMALLINT), (1::SMALLINT)) AS s(sign)
+        WHERE (o.pubkey, o.created_at, o.kind) IS DISTINCT FROM (n.pubkey, n.created_at, n.kind);
     END IF;
     RETURN NULL;
 END;
@@ -221,17 +265,10 @@ $$;
 
 CREATE FUNCTION analytics.capture_event_relay()
 RETURNS TRIGGER
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO analytics.sighting_delta
-            (sign, event_id, relay_url, pubkey, created_at, kind, network)
-        SELECT 1, n.event_id, n.relay_url, e.pubkey, e.created_at, e.kind, r.network
-        FROM new_rows AS n
-        LEFT JOIN public.event AS e ON e.id = n.event_id
-        LEFT JOIN public.relay AS r ON r.url = n.relay_url;
-    ELSE
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
         INSERT INTO analytics.sighting_delta
             (sign, event_id, relay_url, pubkey, created_at, kind, network)
         SELECT -1, o.event_id, o.relay_url, e.pubkey, e.created_at, e.kind, r.network
@@ -239,13 +276,21 @@ BEGIN
         LEFT JOIN public.event AS e ON e.id = o.event_id
         LEFT JOIN public.relay AS r ON r.url = o.relay_url;
     END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO analytics.sighting_delta
+            (sign, event_id, relay_url, pubkey, created_at, kind, network)
+        SELECT 1, n.event_id, n.relay_url, e.pubkey, e.created_at, e.kind, r.network
+        FROM new_rows AS n
+        LEFT JOIN public.event AS e ON e.id = n.event_id
+        LEFT JOIN public.relay AS r ON r.url = n.relay_url;
+    END IF;
     RETURN NULL;
 END;
 $$;
 
 CREATE FUNCTION analytics.capture_relay()
 RETURNS TRIGGER
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
@@ -256,61 +301,93 @@ BEGIN
         INSERT INTO analytics.relay_delta (sign, url, network)
         SELECT 1, n.url, n.network FROM new_rows AS n;
     END IF;
+    IF TG_OP = 'UPDATE' THEN
+        -- A relay that changes network takes its sightings along. (The url is referenced
+        -- without ON UPDATE CASCADE, so only a relay without sightings can change it.)
+        INSERT INTO analytics.sighting_delta
+            (sign, event_id, relay_url, pubkey, created_at, kind, network)
+        SELECT s.sign, er.event_id, er.relay_url, e.pubkey, e.created_at, e.kind,
+               CASE WHEN s.sign < 0 THEN o.network ELSE n.network END
+        FROM old_rows AS o
+        INNER JOIN new_rows AS n ON n.url = o.url
+        INNER JOIN public.event_relay AS er ON er.relay_url = o.url
+        INNER JOIN public.event AS e ON e.id = er.event_id
+        CROSS JOIN (VALUES (-1::SMALLINT), (1::SMALLINT)) AS s(sign)
+        WHERE o.network IS DISTINCT FROM n.network;
+    END IF;
     RETURN NULL;
 END;
 $$;
 
 CREATE FUNCTION analytics.capture_relay_metadata()
 RETURNS TRIGGER
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
+    -- open_ok is NULL when the document was deleted by the same statement (a cascade); the
+    -- refresh then reads it from analytics.metadata_delta.
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
         INSERT INTO analytics.relay_metadata_delta
-            (sign, relay_url, metadata_type, generated_at, open_ok)
-        SELECT 1, n.relay_url, n.metadata_type, n.generated_at,
-               CASE WHEN n.metadata_type = 'nip66_rtt' THEN analytics.open_ok(m.data) END
-        FROM new_rows AS n
-        LEFT JOIN public.metadata AS m
-            ON n.metadata_type = 'nip66_rtt' AND m.id = n.metadata_id AND m.type = n.metadata_type;
-    ELSE
-        INSERT INTO analytics.relay_metadata_delta
-            (sign, relay_url, metadata_type, generated_at, open_ok)
-        SELECT -1, o.relay_url, o.metadata_type, o.generated_at,
-               CASE WHEN o.metadata_type = 'nip66_rtt' THEN analytics.open_ok(m.data) END
+            (sign, relay_url, metadata_type, generated_at, metadata_id, open_ok)
+        SELECT -1, o.relay_url, o.metadata_type, o.generated_at, o.metadata_id,
+               CASE WHEN o.metadata_type = 'nip66_rtt' AND m.id IS NOT NULL
+                    THEN analytics.open_ok(m.data) END
         FROM old_rows AS o
         LEFT JOIN public.metadata AS m
             ON o.metadata_type = 'nip66_rtt' AND m.id = o.metadata_id AND m.type = o.metadata_type;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO analytics.relay_metadata_delta
+            (sign, relay_url, metadata_type, generated_at, metadata_id, open_ok)
+        SELECT 1, n.relay_url, n.metadata_type, n.generated_at, n.metadata_id,
+               CASE WHEN n.metadata_type = 'nip66_rtt' AND m.id IS NOT NULL
+                    THEN analytics.open_ok(m.data) END
+        FROM new_rows AS n
+        LEFT JOIN public.metadata AS m
+            ON n.metadata_type = 'nip66_rtt' AND m.id = n.metadata_id AND m.type = n.metadata_type;
     END IF;
     RETURN NULL;
 END;
 $$;
 
--- Only the statement that inserted or deleted rows pays: transition tables hold exactly the rows
--- that changed (ON CONFLICT DO NOTHING skips are not in them).
-CREATE TRIGGER analytics_capture_insert AFTER INSERT ON event
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION analytics.capture_event();
-CREATE TRIGGER analytics_capture_delete AFTER DELETE ON event
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION analytics.capture_event();
-CREATE TRIGGER analytics_capture_insert AFTER INSERT ON event_relay
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION analytics.capture_event_relay();
-CREATE TRIGGER analytics_capture_delete AFTER DELETE ON event_relay
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION analytics.capture_event_relay();
-CREATE TRIGGER analytics_capture_insert AFTER INSERT ON relay
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION analytics.capture_relay();
-CREATE TRIGGER analytics_capture_update AFTER UPDATE ON relay
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION analytics.capture_relay();
-CREATE TRIGGER analytics_capture_delete AFTER DELETE ON relay
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION analytics.capture_relay();
-CREATE TRIGGER analytics_capture_insert AFTER INSERT ON relay_metadata
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION analytics.capture_relay_metadata();
-CREATE TRIGGER analytics_capture_delete AFTER DELETE ON relay_metadata
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION analytics.capture_relay_metadata();
+CREATE FUNCTION analytics.capture_metadata()
+RETURNS TRIGGER
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        INSERT INTO analytics.metadata_delta (id, type, open_ok)
+        SELECT o.id, o.type, analytics.open_ok(o.data) FROM old_rows AS o
+        WHERE o.type = 'nip66_rtt';
+    ELSE
+        -- A document whose data changed: every monitor result pointing at it is withdrawn
+        -- with the old data and recorded again with the new.
+        INSERT INTO analytics.relay_metadata_delta
+            (sign, relay_url, metadata_type, generated_at, metadata_id, open_ok)
+        SELECT s.sign, rm.relay_url, rm.metadata_type, rm.generated_at, rm.metadata_id,
+               CASE WHEN rm.metadata_type <> 'nip66_rtt' THEN NULL
+                    WHEN s.sign < 0 THEN analytics.open_ok(o.data)
+                    ELSE analytics.open_ok(n.data) END
+        FROM old_rows AS o
+        INNER JOIN new_rows AS n ON n.id = o.id AND n.type = o.type
+        INNER JOIN public.relay_metadata AS rm
+            ON rm.metadata_id = o.id AND rm.metadata_type = o.type
+        CROSS JOIN (VALUES (-1::SMALLINT), (1::SMALLINT)) AS s(sign)
+        WHERE o.data IS DISTINCT FROM n.data;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION analytics.capture_truncate()
+RETURNS TRIGGER
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO analytics.truncate_log (table_name) VALUES (TG_TABLE_NAME);
+    RETURN NULL;
+END;
+$$;
 
 -- TRUNCATE removes rows without row triggers: it is recorded, and a refresh that meets it stops
 -- with an error that says to rebuild (the statistics cannot be derived from what was lost).
@@ -319,26 +396,45 @@ CREATE TABLE analytics.truncate_log (
     table_name TEXT NOT NULL
 );
 
-CREATE FUNCTION analytics.capture_truncate()
-RETURNS TRIGGER
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
-AS $$
+-- The triggers. Only a statement that changed rows pays: transition tables hold exactly the
+-- rows that changed (ON CONFLICT DO NOTHING skips are not in them). A statement on a
+-- partitioned table fires the parent's statement triggers only; a statement naming one
+-- partition (event_p3, event_relay_p7) fires that partition's only: each is captured once.
+DO $$
+DECLARE
+    t RECORD;
 BEGIN
-    INSERT INTO analytics.truncate_log (table_name) VALUES (TG_TABLE_NAME);
-    RETURN NULL;
-END;
+    FOR t IN
+        SELECT c.relname::TEXT AS name,
+               CASE WHEN c.relname IN ('event', 'event_relay') OR c.relispartition
+                    THEN CASE WHEN c.relname LIKE 'event\_relay%' THEN 'event_relay'
+                              ELSE 'event' END
+                    ELSE c.relname::TEXT END AS base
+        FROM pg_class AS c
+        WHERE c.relnamespace = 'public'::regnamespace
+          AND (c.relname IN ('event', 'event_relay', 'relay', 'relay_metadata', 'metadata')
+               OR (c.relispartition AND c.relname ~ '^event(_relay)?_p[0-9]+$'))
+    LOOP
+        IF t.base <> 'metadata' THEN
+            EXECUTE format(
+                'CREATE TRIGGER analytics_capture_insert AFTER INSERT ON public.%I '
+                'REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT '
+                'EXECUTE FUNCTION analytics.capture_%s()', t.name, t.base);
+        END IF;
+        EXECUTE format(
+            'CREATE TRIGGER analytics_capture_delete AFTER DELETE ON public.%I '
+            'REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT '
+            'EXECUTE FUNCTION analytics.capture_%s()', t.name, t.base);
+        EXECUTE format(
+            'CREATE TRIGGER analytics_capture_update AFTER UPDATE ON public.%I '
+            'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT '
+            'EXECUTE FUNCTION analytics.capture_%s()', t.name, t.base);
+        EXECUTE format(
+            'CREATE TRIGGER analytics_capture_truncate AFTER TRUNCATE ON public.%I '
+            'FOR EACH STATEMENT EXECUTE FUNCTION analytics.capture_truncate()', t.name);
+    END LOOP;
+END
 $$;
-
-CREATE TRIGGER analytics_capture_truncate AFTER TRUNCATE ON event
-    FOR EACH STATEMENT EXECUTE FUNCTION analytics.capture_truncate();
-CREATE TRIGGER analytics_capture_truncate AFTER TRUNCATE ON event_relay
-    FOR EACH STATEMENT EXECUTE FUNCTION analytics.capture_truncate();
-CREATE TRIGGER analytics_capture_truncate AFTER TRUNCATE ON relay
-    FOR EACH STATEMENT EXECUTE FUNCTION analytics.capture_truncate();
-CREATE TRIGGER analytics_capture_truncate AFTER TRUNCATE ON relay_metadata
-    FOR EACH STATEMENT EXECUTE FUNCTION analytics.capture_truncate();
-CREATE TRIGGER analytics_capture_truncate AFTER TRUNCATE ON metadata
-    FOR EACH STATEMENT EXECUTE FUNCTION analytics.capture_truncate();
 
 -- Watermarks: the snapshot up to which each consumer has applied the deltas.
 CREATE TABLE analytics.consumer (
@@ -476,9 +572,9 @@ rtt_ranked AS (
 ),
 rtt_agg AS (
     SELECT relay_url,
-           ROUND(AVG(rtt_open::INTEGER)::NUMERIC, 2) AS avg_rtt_open,
-           ROUND(AVG(rtt_read::INTEGER)::NUMERIC, 2) AS avg_rtt_read,
-           ROUND(AVG(rtt_write::INTEGER)::NUMERIC, 2) AS avg_rtt_write
+           ROUND(AVG(analytics.int_or_null(rtt_open))::NUMERIC, 2) AS avg_rtt_open,
+           ROUND(AVG(analytics.int_or_null(rtt_read))::NUMERIC, 2) AS avg_rtt_read,
+           ROUND(AVG(analytics.int_or_null(rtt_write))::NUMERIC, 2) AS avg_rtt_write
     FROM rtt_ranked
     WHERE rn <= 10
     GROUP BY relay_url
@@ -763,8 +859,45 @@ BEGIN
             USING HINT = 'After a restore into a new cluster, run SELECT analytics.rebuild(); '
                          'as the database owner.';
     END IF;
-    cur := pg_current_snapshot();
+    cur := analytics.current_snapshot();
     PERFORM analytics.check_truncated(prev, cur);
+END;
+$$;
+
+-- pg_current_snapshot(), except that the calling transaction, when it has written anything,
+-- counts as still running: its own delta rows (written before or after this point) are applied
+-- by a refresh after it commits, never taken as already applied. The snapshot's xmax is the
+-- oldest transaction id not yet completed, not the next one to be assigned: transactions at or
+-- past it, the caller's included, are already invisible, so the caller's id is added to the
+-- in-progress list only below xmax (raising xmax instead would make other running
+-- transactions look committed).
+CREATE FUNCTION analytics.current_snapshot()
+RETURNS PG_SNAPSHOT
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_snap PG_SNAPSHOT := pg_current_snapshot();
+    v_own XID8 := pg_current_xact_id_if_assigned();
+BEGIN
+    IF v_own IS NULL OR v_own >= pg_snapshot_xmax(v_snap) THEN
+        RETURN v_snap;
+    END IF;
+    RETURN format('%s:%s:%s',
+        LEAST(pg_snapshot_xmin(v_snap), v_own),
+        pg_snapshot_xmax(v_snap),
+        (SELECT string_agg(x::TEXT, ',' ORDER BY x::TEXT::NUMERIC)
+         FROM (SELECT pg_snapshot_xip(v_snap) AS x UNION SELECT v_own) AS xs))::PG_SNAPSHOT;
+END;
+$$;
+
+-- Multi-consumer refreshes lock every watermark they need first, in name order, so two
+-- refreshes never wait for each other's watermark (or for a lock taken after one).
+CREATE FUNCTION analytics.lock_consumers(p_names TEXT[])
+RETURNS VOID
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM name FROM analytics.consumer WHERE name = ANY (p_names) ORDER BY name FOR UPDATE;
 END;
 $$;
 
@@ -793,13 +926,19 @@ DECLARE
     v_horizon XID8;
 BEGIN
     UPDATE analytics.consumer SET applied = p_cur, refreshed_at = now() WHERE name = p_consumer;
-    -- Rows below every watermark's xmin were applied by every consumer.
+    -- Rows below every watermark's xmin were applied by every consumer. One refresh at a time
+    -- collects them (another skips it): two collecting transactions could wait on each other's
+    -- deleted rows while holding watermarks the other needs.
+    IF NOT pg_try_advisory_xact_lock(hashtext('analytics.end_window')) THEN
+        RETURN;
+    END IF;
     SELECT min(pg_snapshot_xmin(applied)) INTO v_horizon FROM analytics.consumer;
     DELETE FROM analytics.event_delta WHERE xid < v_horizon;
     DELETE FROM analytics.sighting_delta WHERE xid < v_horizon;
     DELETE FROM analytics.relay_delta WHERE xid < v_horizon;
     DELETE FROM analytics.relay_metadata_delta WHERE xid < v_horizon;
     DELETE FROM analytics.truncate_log WHERE xid < v_horizon;
+    DELETE FROM analytics.metadata_delta WHERE xid < v_horizon;
 END;
 $$;
 
@@ -1157,9 +1296,12 @@ BEGIN
     FROM public.relay AS r
     LEFT JOIN analytics.relay_events AS re ON re.relay_url = r.url
     LEFT JOIN LATERAL (
-        SELECT ROUND(AVG((m.data -> 'data' ->> 'rtt_open')::INTEGER)::NUMERIC, 2) AS avg_rtt_open,
-               ROUND(AVG((m.data -> 'data' ->> 'rtt_read')::INTEGER)::NUMERIC, 2) AS avg_rtt_read,
-               ROUND(AVG((m.data -> 'data' ->> 'rtt_write')::INTEGER)::NUMERIC, 2) AS avg_rtt_write
+        SELECT ROUND(AVG(analytics.int_or_null(m.data -> 'data' ->> 'rtt_open'))::NUMERIC, 2)
+                   AS avg_rtt_open,
+               ROUND(AVG(analytics.int_or_null(m.data -> 'data' ->> 'rtt_read'))::NUMERIC, 2)
+                   AS avg_rtt_read,
+               ROUND(AVG(analytics.int_or_null(m.data -> 'data' ->> 'rtt_write'))::NUMERIC, 2)
+                   AS avg_rtt_write
         FROM (SELECT rm.metadata_id, rm.metadata_type FROM public.relay_metadata AS rm
               WHERE rm.relay_url = r.url AND rm.metadata_type = 'nip66_rtt'
               ORDER BY rm.generated_at DESC LIMIT 10) AS x
@@ -1199,12 +1341,14 @@ BEGIN
            COALESCE(d.kind, ed.kind) AS kind,
            COALESCE(d.network, rd.network) AS network
     FROM analytics.sighting_delta AS d
-    LEFT JOIN (SELECT DISTINCT ON (id) id, pubkey, created_at, kind
-               FROM analytics.event_delta WHERE sign < 0 ORDER BY id) AS ed
-        ON d.pubkey IS NULL AND ed.id = d.event_id
-    LEFT JOIN (SELECT DISTINCT ON (url) url, network
-               FROM analytics.relay_delta WHERE sign < 0 ORDER BY url) AS rd
-        ON d.network IS NULL AND rd.url = d.relay_url
+    LEFT JOIN LATERAL (
+        SELECT x.pubkey, x.created_at, x.kind FROM analytics.event_delta AS x
+        WHERE d.pubkey IS NULL AND x.xid = d.xid AND x.id = d.event_id AND x.sign < 0
+        LIMIT 1) AS ed ON TRUE
+    LEFT JOIN LATERAL (
+        SELECT y.network FROM analytics.relay_delta AS y
+        WHERE d.network IS NULL AND y.xid = d.xid AND y.url = d.relay_url AND y.sign < 0
+        LIMIT 1) AS rd ON TRUE
     WHERE pg_visible_in_snapshot(d.xid, w.cur) AND NOT pg_visible_in_snapshot(d.xid, w.prev);
     GET DIAGNOSTICS v_rows = ROW_COUNT;
 
@@ -1558,10 +1702,20 @@ BEGIN
     w := analytics.begin_window('metadata');
     DROP TABLE IF EXISTS pg_temp.an_m;
     CREATE TEMP TABLE an_m ON COMMIT DROP AS
-    SELECT d.sign, d.relay_url, d.metadata_type, d.generated_at, d.open_ok
+    SELECT d.sign, d.relay_url, d.metadata_type, d.generated_at,
+           COALESCE(d.open_ok, md.open_ok) AS open_ok
     FROM analytics.relay_metadata_delta AS d
+    LEFT JOIN LATERAL (
+        SELECT x.open_ok FROM analytics.metadata_delta AS x
+        WHERE d.open_ok IS NULL AND d.metadata_type = 'nip66_rtt' AND x.xid = d.xid
+          AND x.id = d.metadata_id AND x.type = d.metadata_type
+        LIMIT 1) AS md ON TRUE
     WHERE pg_visible_in_snapshot(d.xid, w.cur) AND NOT pg_visible_in_snapshot(d.xid, w.prev);
     GET DIAGNOSTICS v_rows = ROW_COUNT;
+    IF EXISTS (SELECT 1 FROM an_m WHERE metadata_type = 'nip66_rtt' AND open_ok IS NULL) THEN
+        RAISE EXCEPTION 'analytics: a deleted RTT result has no recorded document'
+            USING HINT = 'Run SELECT analytics.rebuild(); as the database owner.';
+    END IF;
 
     IF v_rows > 0 THEN
         ANALYZE pg_temp.an_m;
@@ -1671,7 +1825,11 @@ CREATE OR REPLACE FUNCTION event_stats_refresh() RETURNS VOID
 LANGUAGE plpgsql AS $$ BEGIN PERFORM analytics.apply_event(); END; $$;
 CREATE OR REPLACE FUNCTION relay_stats_refresh() RETURNS VOID
 LANGUAGE plpgsql AS $$
-BEGIN PERFORM analytics.apply_metadata(); PERFORM analytics.apply_sighting(); END;
+BEGIN
+    PERFORM analytics.lock_consumers(ARRAY['metadata', 'sighting']);
+    PERFORM analytics.apply_metadata();
+    PERFORM analytics.apply_sighting();
+END;
 $$;
 CREATE OR REPLACE FUNCTION kind_counts_refresh() RETURNS VOID
 LANGUAGE plpgsql AS $$ BEGIN PERFORM analytics.apply_event(); END; $$;
@@ -1703,6 +1861,7 @@ RETURNS VOID
 LANGUAGE plpgsql
 AS $$
 BEGIN
+    PERFORM analytics.lock_consumers(ARRAY['event', 'metadata', 'sighting']);
     PERFORM analytics.apply_metadata();
     PERFORM analytics.apply_event();
     PERFORM analytics.apply_sighting();
@@ -1723,9 +1882,9 @@ LANGUAGE plpgsql
 SET client_min_messages = warning
 AS $$
 BEGIN
+    PERFORM analytics.lock_consumers(ARRAY['event', 'metadata', 'sighting']);
     LOCK TABLE public.event, public.event_relay, public.relay, public.relay_metadata,
         public.metadata IN SHARE MODE;
-    PERFORM 1 FROM analytics.consumer FOR UPDATE;
 
     TRUNCATE analytics.pubkey_kind, analytics.day_pubkey, analytics.day_kind,
         analytics.event_hour, analytics.relay_pubkey_kind, analytics.relay_events, analytics.network_event, analytics.network_pubkey,
@@ -1831,10 +1990,10 @@ BEGIN
 
     -- Nothing can be pending: writers wait for the lock, so every delta row is reflected.
     TRUNCATE analytics.event_delta, analytics.sighting_delta, analytics.relay_delta,
-        analytics.relay_metadata_delta, analytics.truncate_log;
+        analytics.relay_metadata_delta, analytics.metadata_delta, analytics.truncate_log;
     INSERT INTO analytics.consumer AS c (name, applied)
-    VALUES ('event', pg_current_snapshot()), ('sighting', pg_current_snapshot()),
-           ('metadata', pg_current_snapshot())
+    VALUES ('event', analytics.current_snapshot()), ('sighting', analytics.current_snapshot()),
+           ('metadata', analytics.current_snapshot())
     ON CONFLICT (name) DO UPDATE
         SET applied = EXCLUDED.applied, refreshed_at = now(),
             system_identifier = analytics.system_identifier();
@@ -1879,9 +2038,11 @@ ALTER FUNCTION analytics.capture_event_relay() OWNER TO refresher;
 ALTER FUNCTION analytics.capture_relay() OWNER TO refresher;
 ALTER FUNCTION analytics.capture_relay_metadata() OWNER TO refresher;
 ALTER FUNCTION analytics.capture_truncate() OWNER TO refresher;
+ALTER FUNCTION analytics.capture_metadata() OWNER TO refresher;
 -- Trigger functions are called by triggers only.
 REVOKE EXECUTE ON FUNCTION analytics.capture_event(), analytics.capture_event_relay(),
-    analytics.capture_relay(), analytics.capture_relay_metadata(), analytics.capture_truncate()
+    analytics.capture_relay(), analytics.capture_relay_metadata(), analytics.capture_truncate(),
+    analytics.capture_metadata()
     FROM PUBLIC;
 
 

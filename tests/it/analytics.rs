@@ -735,3 +735,220 @@ async fn the_6_6_9_api_catalog_still_finds_every_object_and_its_key() {
     .unwrap();
     assert_eq!(internal, 0);
 }
+
+/// An event id that hashes into `event_p{partition}` (and `event_relay_p{partition}`).
+async fn id_in_partition(pool: &PgPool, partition: i32, salt: i32) -> Vec<u8> {
+    sqlx::query_scalar(
+        "SELECT decode(md5(i::text) || md5((i + $2)::text), 'hex')
+         FROM generate_series(1, 100000) AS i
+         WHERE satisfies_hash_partition('event'::regclass, 16, $1,
+                                        decode(md5(i::text) || md5((i + $2)::text), 'hex'))
+         LIMIT 1",
+    )
+    .bind(partition)
+    .bind(salt)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn updates_partition_writes_and_cascaded_document_deletions_are_captured() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let now = db_now(pool).await;
+    let mut rng = Rng(29);
+    let batch = events(&mut rng, 0, 300, now);
+    for (i, chunk) in batch.chunks(50).enumerate() {
+        let (relay, network) = RELAYS[i];
+        cascade(pool, chunk, relay, network, now).await;
+    }
+    let ok = rtt(true, 10);
+    let failed = rtt(false, 0);
+    for (relay, network) in RELAYS {
+        snapshot(pool, relay, network, &ok, now - 100).await;
+        snapshot(pool, relay, network, &failed, now - 50).await;
+        snapshot(
+            pool,
+            relay,
+            network,
+            &nip11("strfry", Some("1"), json!([1])),
+            now - 10,
+        )
+        .await;
+    }
+    assert_exact(pool, "loaded", false).await;
+
+    // A document deleted while monitor results still point at it (they go with it).
+    sqlx::query("DELETE FROM metadata WHERE id = $1")
+        .bind(ok.id().to_vec())
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_exact(pool, "referenced document deleted", true).await;
+
+    // Writes that name a partition instead of the partitioned table, as writer.
+    let mut writer = PgConnection::connect_with(db.options()).await.unwrap();
+    exec_on(&mut writer, "SET ROLE writer").await;
+    let direct = id_in_partition(pool, 3, 0).await;
+    sqlx::query(
+        "INSERT INTO event_p3 (id, pubkey, created_at, kind, tags, tagvalues, content, sig)
+         VALUES ($1, $2, 1700000000, 1, '[]', '{}', 'direct', $3)",
+    )
+    .bind(&direct)
+    .bind(vec![4_u8; 32])
+    .bind(vec![0_u8; 64])
+    .execute(&mut writer)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO event_relay_p3 VALUES ($1, $2, 1)")
+        .bind(&direct)
+        .bind(C2)
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    assert_exact(pool, "partition insert", false).await;
+    exec_on(
+        &mut writer,
+        "DELETE FROM event_p5 WHERE id IN (SELECT event_id FROM event_relay_p5 LIMIT 3)",
+    )
+    .await;
+    assert_exact(pool, "partition delete with its sightings", true).await;
+
+    // Updates: a relay's network, events' kind and time, a sighting's relay, a monitor result's
+    // time, a document's data, a relay's discovery time.
+    for sql in [
+        format!("UPDATE relay SET network = 'tor' WHERE url = '{C3}'"),
+        "UPDATE event SET kind = 7 WHERE id IN (SELECT id FROM event WHERE kind = 1 LIMIT 20)"
+            .to_owned(),
+        "UPDATE event SET created_at = created_at - 86400 * 3
+         WHERE id IN (SELECT id FROM event WHERE kind = 0 LIMIT 10)"
+            .to_owned(),
+        format!(
+            "UPDATE event_relay SET relay_url = '{I1}' WHERE relay_url = '{C1}'
+               AND event_id IN (SELECT event_id FROM event_relay WHERE relay_url = '{C1}' LIMIT 5)"
+        ),
+        format!(
+            "UPDATE relay_metadata SET generated_at = generated_at - 86400 WHERE relay_url = '{T1}'"
+        ),
+        "UPDATE relay SET discovered_at = 42".to_owned(),
+    ] {
+        exec_on(&mut writer, &sql).await;
+        assert_exact(pool, &sql, false).await;
+    }
+    sqlx::query("UPDATE metadata SET data = $1 WHERE id = $2")
+        .bind(json!({"data": {"rtt_open": 3}, "logs": {"open_success": true}}))
+        .bind(failed.id().to_vec())
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_exact(pool, "document data updated", true).await;
+}
+
+#[tokio::test]
+async fn a_refresh_inside_a_writing_transaction_applies_its_later_writes_after_the_commit() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let now = db_now(pool).await;
+    let mut rng = Rng(31);
+    let before = events(&mut rng, 0, 10, now);
+    let after = events(&mut rng, 100, 10, now);
+    // Another transaction commits meanwhile, so the writer's own id sits below the snapshot's
+    // xmax: 6.6.9-style snapshot bookkeeping would count the writer's later rows as applied.
+    let mut tx = pool.begin().await.unwrap();
+    cascade(&mut *tx, &before, C1, "clearnet", now).await;
+    cascade(pool, &events(&mut rng, 200, 10, now), C2, "clearnet", now).await;
+    sqlx::query("SELECT all_statistics_refresh()")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    cascade(&mut *tx, &after, C1, "clearnet", now).await;
+    tx.commit().await.unwrap();
+    assert_exact(pool, "after the commit", false).await;
+    let counted: i64 = sqlx::query_scalar("SELECT event_count FROM event_stats")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(counted, 30);
+}
+
+#[tokio::test]
+async fn a_malformed_rtt_value_does_not_stop_the_refreshes() {
+    // 6.6.9 cast RTT values with ::INTEGER: one document with 12.5 failed every relay_stats
+    // refresh. Such a value now averages as missing.
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let now = db_now(pool).await;
+    let odd = Metadata::envelope(
+        MetadataType::Nip66Rtt,
+        json!({"rtt_open": 12.5, "rtt_read": "fast", "rtt_write": 99_999_999_999_i64}),
+        json!({"open_success": true}),
+    )
+    .unwrap();
+    snapshot(pool, C1, "clearnet", &odd, now - 20).await;
+    snapshot(pool, C1, "clearnet", &rtt(true, 30), now - 10).await;
+    assert_exact(pool, "malformed RTT values", false).await;
+    let avg: Option<String> =
+        sqlx::query_scalar("SELECT avg_rtt_open::text FROM relay_stats WHERE relay_url = $1")
+            .bind(C1)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(avg.as_deref(), Some("30.00"));
+}
+
+#[tokio::test]
+async fn concurrent_writers_and_refreshes_of_every_kind_end_exact_without_deadlocks() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let now = db_now(pool).await;
+    let calls: Vec<String> = OBJECTS
+        .iter()
+        .map(|o| format!("SELECT {o}_refresh()"))
+        .chain(["SELECT all_statistics_refresh()".to_owned()])
+        .collect();
+    let mut tasks = Vec::new();
+    for worker in 0..3_u32 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(100 + u64::from(worker));
+            for round in 0..8_u32 {
+                let batch = events(&mut rng, worker * 10_000 + round * 100, 40, now);
+                let (relay, network) = RELAYS[((worker + round) % 6) as usize];
+                cascade(&pool, &batch, relay, network, now).await;
+                snapshot(
+                    &pool,
+                    relay,
+                    network,
+                    &rtt(round % 2 == 0, 5),
+                    now - i64::from(round),
+                )
+                .await;
+                if round % 3 == 2 {
+                    sqlx::query("DELETE FROM event WHERE id = $1")
+                        .bind(&batch[0].id)
+                        .execute(&pool)
+                        .await
+                        .unwrap();
+                }
+            }
+        }));
+    }
+    for refresher in 0..3_usize {
+        let pool = pool.clone();
+        let calls = calls.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..12_usize {
+                let call = &calls[(refresher * 7 + round * 5) % calls.len()];
+                sqlx::query(AssertSqlSafe(call.clone()))
+                    .execute(&pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("{call}: {e}"));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_exact(pool, "after the concurrent run", false).await;
+}
