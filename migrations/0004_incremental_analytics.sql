@@ -1023,7 +1023,8 @@ BEGIN
         SELECT d.sign, d.id, d.pubkey, d.created_at, d.kind, d.d_tag,
                analytics.day_of(d.created_at) AS day
         FROM analytics.event_delta AS d
-        WHERE pg_visible_in_snapshot(d.xid, w.cur) AND NOT pg_visible_in_snapshot(d.xid, w.prev);
+        WHERE d.xid >= pg_snapshot_xmin(w.prev)
+          AND pg_visible_in_snapshot(d.xid, w.cur) AND NOT pg_visible_in_snapshot(d.xid, w.prev);
     GET DIAGNOSTICS v_rows = ROW_COUNT;
 
     IF v_rows > 0 THEN
@@ -1035,7 +1036,7 @@ BEGIN
         WITH d AS (SELECT pubkey, kind, sum(sign)::BIGINT AS dn FROM an_ev GROUP BY pubkey, kind),
         up AS (
             INSERT INTO analytics.pubkey_kind AS s (pubkey, kind, n)
-            SELECT pubkey, kind, dn FROM d WHERE dn <> 0
+            SELECT pubkey, kind, dn FROM d WHERE dn <> 0 ORDER BY pubkey, kind
             ON CONFLICT (pubkey, kind) DO UPDATE SET n = s.n + EXCLUDED.n
             RETURNING s.pubkey, s.kind, s.n
         )
@@ -1092,7 +1093,7 @@ BEGIN
         PERFORM analytics.check_counts('pubkey_counts', EXISTS (SELECT 1 FROM an_p WHERE new_n < 0));
         INSERT INTO public.pubkey_counts
             (pubkey, event_count, unique_kinds, first_event_timestamp, last_event_timestamp)
-        SELECT hex, new_n, new_u, new_first, new_last FROM an_p WHERE new_n > 0
+        SELECT hex, new_n, new_u, new_first, new_last FROM an_p WHERE new_n > 0 ORDER BY hex
         ON CONFLICT (pubkey) DO UPDATE
             SET event_count = EXCLUDED.event_count, unique_kinds = EXCLUDED.unique_kinds,
                 first_event_timestamp = EXCLUDED.first_event_timestamp,
@@ -1114,7 +1115,7 @@ BEGIN
                    WHERE day IS NOT NULL GROUP BY day, pubkey),
         up AS (
             INSERT INTO analytics.day_pubkey AS s (day, pubkey, n)
-            SELECT day, pubkey, dn FROM d WHERE dn <> 0
+            SELECT day, pubkey, dn FROM d WHERE dn <> 0 ORDER BY day, pubkey
             ON CONFLICT (day, pubkey) DO UPDATE SET n = s.n + EXCLUDED.n
             RETURNING s.day, s.pubkey, s.n
         )
@@ -1132,7 +1133,7 @@ BEGIN
                    WHERE day IS NOT NULL GROUP BY day, kind),
         up AS (
             INSERT INTO analytics.day_kind AS s (day, kind, n)
-            SELECT day, kind, dn FROM d WHERE dn <> 0
+            SELECT day, kind, dn FROM d WHERE dn <> 0 ORDER BY day, kind
             ON CONFLICT (day, kind) DO UPDATE SET n = s.n + EXCLUDED.n
             RETURNING s.day, s.kind, s.n
         )
@@ -1349,13 +1350,15 @@ BEGIN
         SELECT y.network FROM analytics.relay_delta AS y
         WHERE d.network IS NULL AND y.xid = d.xid AND y.url = d.relay_url AND y.sign < 0
         LIMIT 1) AS rd ON TRUE
-    WHERE pg_visible_in_snapshot(d.xid, w.cur) AND NOT pg_visible_in_snapshot(d.xid, w.prev);
+    WHERE d.xid >= pg_snapshot_xmin(w.prev)
+      AND pg_visible_in_snapshot(d.xid, w.cur) AND NOT pg_visible_in_snapshot(d.xid, w.prev);
     GET DIAGNOSTICS v_rows = ROW_COUNT;
 
     DROP TABLE IF EXISTS pg_temp.an_rl;
     CREATE TEMP TABLE an_rl ON COMMIT DROP AS
     SELECT DISTINCT url FROM analytics.relay_delta AS d
-    WHERE pg_visible_in_snapshot(d.xid, w.cur) AND NOT pg_visible_in_snapshot(d.xid, w.prev);
+    WHERE d.xid >= pg_snapshot_xmin(w.prev)
+      AND pg_visible_in_snapshot(d.xid, w.cur) AND NOT pg_visible_in_snapshot(d.xid, w.prev);
     GET DIAGNOSTICS v_relays = ROW_COUNT;
 
     IF v_rows > 0 THEN
@@ -1387,6 +1390,7 @@ BEGIN
             SELECT relay_id, pubkey, kind, dn, COALESCE(mn, 9223372036854775807),
                    COALESCE(mx, -9223372036854775808)
             FROM d WHERE dn <> 0 OR has_del
+            ORDER BY relay_id, pubkey, kind
             ON CONFLICT (relay_id, pubkey, kind) DO UPDATE
                 SET n = s.n + EXCLUDED.n, first_ts = LEAST(s.first_ts, EXCLUDED.first_ts),
                     last_ts = GREATEST(s.last_ts, EXCLUDED.last_ts)
@@ -1419,7 +1423,7 @@ BEGIN
         SELECT k.relay_url, k.pubkey, COALESCE(a.n, 0) - k.dn AS old_n, COALESCE(a.n, 0) AS new_n,
                a.kinds, a.lo, a.hi
         FROM (SELECT relay_id, relay_url, pubkey, sum(new_n - old_n)::BIGINT AS dn FROM an_rpk
-              GROUP BY relay_id, relay_url, pubkey) AS k
+              GROUP BY relay_id, relay_url, pubkey ORDER BY relay_id, pubkey) AS k
         LEFT JOIN LATERAL (
             SELECT sum(t.n)::BIGINT AS n, count(*) AS kinds, min(t.first_ts) AS lo,
                    max(t.last_ts) AS hi
@@ -1437,6 +1441,7 @@ BEGIN
              last_event_timestamp)
         SELECT relay_url, encode(pubkey, 'hex'), new_n, kinds, lo, hi
         FROM an_rp WHERE new_n >= 2
+        ORDER BY encode(pubkey, 'hex'), relay_url
         ON CONFLICT (pubkey, relay_url) DO UPDATE
             SET event_count = EXCLUDED.event_count, unique_kinds = EXCLUDED.unique_kinds,
                 first_event_timestamp = EXCLUDED.first_event_timestamp,
@@ -1515,7 +1520,7 @@ BEGIN
                    FROM an_s GROUP BY network, event_id),
         up AS (
             INSERT INTO analytics.network_event AS s (network, event_id, n)
-            SELECT network, event_id, dn FROM d WHERE dn <> 0
+            SELECT network, event_id, dn FROM d WHERE dn <> 0 ORDER BY network, event_id
             ON CONFLICT (network, event_id) DO UPDATE SET n = s.n + EXCLUDED.n
             RETURNING s.network, s.event_id, s.n
         )
@@ -1533,7 +1538,7 @@ BEGIN
                    FROM an_ne GROUP BY network, pubkey),
         up AS (
             INSERT INTO analytics.network_pubkey AS s (network, pubkey, n)
-            SELECT network, pubkey, dn FROM d WHERE dn <> 0
+            SELECT network, pubkey, dn FROM d WHERE dn <> 0 ORDER BY network, pubkey
             ON CONFLICT (network, pubkey) DO UPDATE SET n = s.n + EXCLUDED.n
             RETURNING s.network, s.pubkey, s.n
         )
@@ -1551,7 +1556,7 @@ BEGIN
                    FROM an_ne GROUP BY network, kind),
         up AS (
             INSERT INTO analytics.network_kind AS s (network, kind, n)
-            SELECT network, kind, dn FROM d WHERE dn <> 0
+            SELECT network, kind, dn FROM d WHERE dn <> 0 ORDER BY network, kind
             ON CONFLICT (network, kind) DO UPDATE SET n = s.n + EXCLUDED.n
             RETURNING s.network, s.kind, s.n
         )
@@ -1710,7 +1715,8 @@ BEGIN
         WHERE d.open_ok IS NULL AND d.metadata_type = 'nip66_rtt' AND x.xid = d.xid
           AND x.id = d.metadata_id AND x.type = d.metadata_type
         LIMIT 1) AS md ON TRUE
-    WHERE pg_visible_in_snapshot(d.xid, w.cur) AND NOT pg_visible_in_snapshot(d.xid, w.prev);
+    WHERE d.xid >= pg_snapshot_xmin(w.prev)
+      AND pg_visible_in_snapshot(d.xid, w.cur) AND NOT pg_visible_in_snapshot(d.xid, w.prev);
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     IF EXISTS (SELECT 1 FROM an_m WHERE metadata_type = 'nip66_rtt' AND open_ok IS NULL) THEN
         RAISE EXCEPTION 'analytics: a deleted RTT result has no recorded document'
