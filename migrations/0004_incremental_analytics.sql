@@ -1875,6 +1875,24 @@ END;
 $$;
 
 
+-- Which consumers each refresh function applies: refreshes that share one queue on its
+-- watermark, so a refresher running several at once starts them grouped (bigbrotr-refresher
+-- reads this table when it exists; the contract remains the functions themselves).
+CREATE TABLE analytics.object_consumer (
+    object TEXT PRIMARY KEY,
+    consumers TEXT[] NOT NULL
+);
+INSERT INTO analytics.object_consumer (object, consumers) VALUES
+    ('relay_metadata_latest', '{metadata}'), ('event_stats', '{event}'),
+    ('relay_stats', '{metadata,sighting}'), ('kind_counts', '{event}'),
+    ('kind_counts_by_relay', '{sighting}'), ('pubkey_counts', '{event}'),
+    ('pubkey_counts_by_relay', '{sighting}'), ('network_stats', '{sighting}'),
+    ('event_daily_counts', '{event}'), ('events_replaceable_latest', '{event}'),
+    ('events_addressable_latest', '{event}'), ('relay_software_counts', '{metadata}'),
+    ('supported_nip_counts', '{metadata}'), ('relay_uptime_daily', '{metadata}'),
+    ('relay_uptime', '{metadata}'), ('all_statistics', '{event,metadata,sighting}');
+
+
 -- ==========================================================================
 -- 7. Rebuild from scratch
 -- ==========================================================================

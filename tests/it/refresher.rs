@@ -537,4 +537,16 @@ async fn refresher_runs_up_to_concurrency_refreshes_at_once_and_reports_them_in_
         "reported in the configured order"
     );
     assert_eq!(ctx.metrics.gauge("views_refreshed"), 2.0);
+
+    // Names whose refreshes apply the same consumer (analytics.object_consumer) would only wait
+    // for each other: they are started one after the other, in order, even at concurrency 2.
+    exec(
+        db.pool(),
+        "DELETE FROM handshake;
+         INSERT INTO analytics.object_consumer VALUES ('first', '{x}'), ('second', '{x,y}')",
+    )
+    .await;
+    let report = refresher.refresh_all(&ctx).await;
+    assert_eq!(report.failed_names(), "first", "same consumer, same queue");
+    assert_eq!(report.refreshed, ["second"]);
 }

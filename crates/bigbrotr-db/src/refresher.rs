@@ -92,6 +92,37 @@ impl Brotr {
         .await
     }
 
+    /// The consumers each name's refresh applies, from `analytics.object_consumer` (migration
+    /// 0004): names that share a consumer wait for each other. `None` for a name the table does
+    /// not list, and for every name on a database without the table (6.6.9's schema).
+    pub async fn refresh_consumers(&self, names: &[String]) -> Result<Vec<Option<Vec<String>>>> {
+        let names = names.to_vec();
+        self.transact(TimeoutCategory::Query, move |conn| {
+            let names = names.clone();
+            Box::pin(async move {
+                let known: Option<String> =
+                    sqlx::query_scalar("SELECT to_regclass('analytics.object_consumer')::text")
+                        .persistent(false)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                if known.is_none() {
+                    return Ok(vec![None; names.len()]);
+                }
+                let rows: Vec<(Option<Vec<String>>,)> = sqlx::query_as(
+                    "SELECT c.consumers FROM unnest($1::text[]) WITH ORDINALITY AS v(name, ord) \
+                     LEFT JOIN analytics.object_consumer c ON c.object = v.name \
+                     ORDER BY v.ord",
+                )
+                .persistent(false)
+                .bind(&names)
+                .fetch_all(&mut *conn)
+                .await?;
+                Ok(rows.into_iter().map(|(c,)| c).collect())
+            })
+        })
+        .await
+    }
+
     /// `SELECT public.<name>_refresh()` in a transaction of its own, with **no** statement
     /// timeout (neither `timeouts.refresh` nor `server_settings.statement_timeout` nor a role or
     /// database default applies): a refresh may take hours. The name is checked against
