@@ -436,15 +436,13 @@ BEGIN
 END
 $$;
 
--- Watermarks: the snapshot up to which each consumer has applied the deltas.
+-- Watermarks: the snapshot up to which each consumer has applied the deltas (one row per
+-- consumer, written by analytics.rebuild() at the end of this file).
 CREATE TABLE analytics.consumer (
     name TEXT PRIMARY KEY,
     applied PG_SNAPSHOT NOT NULL,
     refreshed_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
-INSERT INTO analytics.consumer (name, applied)
-VALUES ('event', pg_current_snapshot()), ('sighting', pg_current_snapshot()),
-       ('metadata', pg_current_snapshot());
 
 
 -- ==========================================================================
@@ -465,14 +463,14 @@ CREATE TABLE analytics.day_kind (
 );
 -- Events per hour of created_at (created_at / 3600): the event_count_last_* windows.
 CREATE TABLE analytics.event_hour (hour BIGINT PRIMARY KEY, n BIGINT NOT NULL);
--- Sightings per (relay, author, kind) with their first and last created_at: the distinct counts
--- of the per-relay objects, and every (relay, author) pair (pubkey_counts_by_relay publishes
--- the pairs with 2 events or more) as the handful of rows under its key prefix.
--- Keyed by a small relay id rather than the URL: the largest count table, a third narrower.
+-- A small id per relay URL, so the largest count table below is keyed narrower.
 CREATE TABLE analytics.relay_key (
     url TEXT PRIMARY KEY,
     id INTEGER GENERATED ALWAYS AS IDENTITY UNIQUE
 );
+-- Sightings per (relay, author, kind) with their first and last created_at: the distinct counts
+-- of the per-relay objects, and every (relay, author) pair (pubkey_counts_by_relay publishes
+-- the pairs with 2 events or more) as the handful of rows under its key prefix.
 CREATE TABLE analytics.relay_pubkey_kind (
     relay_id INTEGER NOT NULL, pubkey BYTEA NOT NULL, kind INTEGER NOT NULL, n BIGINT NOT NULL,
     first_ts BIGINT NOT NULL, last_ts BIGINT NOT NULL,
@@ -511,7 +509,8 @@ CREATE INDEX uptime_hour_hour ON analytics.uptime_hour (hour);
 -- ==========================================================================
 -- What each object holds, computed from the base tables alone: 6.6.9's view queries with the
 -- 0003 fixes (and the day guard above), and the definitions of the two new objects. The rebuild
--- fills the tables from them and the test suite checks every incremental refresh against them;
+-- fills the objects that have no count tables from them, and the test suite checks every
+-- incremental refresh against them;
 -- they are not meant for routine reads (each costs a full recomputation).
 
 CREATE VIEW analytics.relay_metadata_latest_full AS
@@ -840,8 +839,9 @@ AS $$ SELECT system_identifier FROM pg_control_system() $$;
 ALTER TABLE analytics.consumer ADD COLUMN system_identifier BIGINT NOT NULL
     DEFAULT analytics.system_identifier();
 
--- Locks the consumer's watermark (concurrent refreshes of one consumer queue here), collects the
--- delta rows committed since it into temporary tables and returns the snapshot to store.
+-- Locks the consumer's watermark (concurrent refreshes of one consumer queue here) and returns
+-- it with the snapshot to apply up to: the caller applies the delta rows visible in cur and not
+-- in prev, then stores cur with end_window.
 CREATE FUNCTION analytics.begin_window(p_consumer TEXT, OUT prev PG_SNAPSHOT, OUT cur PG_SNAPSHOT)
 LANGUAGE plpgsql
 AS $$
@@ -866,8 +866,8 @@ $$;
 
 -- pg_current_snapshot(), except that the calling transaction, when it has written anything,
 -- counts as still running: its own delta rows (written before or after this point) are applied
--- by a refresh after it commits, never taken as already applied. The snapshot's xmax is the
--- oldest transaction id not yet completed, not the next one to be assigned: transactions at or
+-- by a refresh after it commits, never taken as already applied. The snapshot's xmax is one
+-- past the newest completed transaction, not the next id to be assigned: transactions at or
 -- past it, the caller's included, are already invisible, so the caller's id is added to the
 -- in-progress list only below xmax (raising xmax instead would make other running
 -- transactions look committed).
@@ -951,9 +951,44 @@ BEGIN
         RAISE EXCEPTION 'analytics: % would go below zero; the state no longer matches the archive',
             p_what
             USING HINT = 'Something changed the base tables without the capture triggers '
-                         '(a restore, TRUNCATE, or disabled triggers). Run SELECT '
+                         '(a data-only restore, or disabled triggers). Run SELECT '
                          'analytics.rebuild(); as the database owner.';
     END IF;
+END;
+$$;
+
+-- Adds deltas to a count table: p_delta is a query yielding the key columns p_keys, dn (the
+-- change of the key's count) and any other columns. Each key's count moves by dn in key order;
+-- the temporary table p_result receives p_delta's rows with the count before (old_n) and after
+-- (new_n); keys back at 0 are deleted, and a count below 0 stops the refresh (check_counts).
+CREATE FUNCTION analytics.add_counts(p_result TEXT, p_table TEXT, p_keys TEXT[], p_delta TEXT)
+RETURNS VOID
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_keys TEXT := (SELECT string_agg(format('%I', k), ', ') FROM unnest(p_keys) AS k);
+    v_returning TEXT := (SELECT string_agg(format('s.%I', k), ', ') FROM unnest(p_keys) AS k);
+    v_join TEXT := (SELECT string_agg(format('d.%1$I = up.%1$I', k), ' AND ')
+                    FROM unnest(p_keys) AS k);
+    v_match TEXT := (SELECT string_agg(format('s.%1$I = t.%1$I', k), ' AND ')
+                     FROM unnest(p_keys) AS k);
+    v_negative BOOLEAN;
+BEGIN
+    EXECUTE format('DROP TABLE IF EXISTS pg_temp.%I', p_result);
+    EXECUTE format('CREATE TEMP TABLE %I ON COMMIT DROP AS '
+                   'SELECT d.*, 0::BIGINT AS old_n, 0::BIGINT AS new_n FROM (%s) AS d WITH NO DATA',
+                   p_result, p_delta);
+    EXECUTE format('WITH d AS (%s), '
+                   'up AS (INSERT INTO %s AS s (%s, n) SELECT %3$s, dn FROM d WHERE dn <> 0 '
+                   '       ORDER BY %3$s '
+                   '       ON CONFLICT (%3$s) DO UPDATE SET n = s.n + EXCLUDED.n '
+                   '       RETURNING %s, s.n) '
+                   'INSERT INTO %I SELECT d.*, up.n - d.dn, up.n FROM up INNER JOIN d ON %s',
+                   p_delta, p_table, v_keys, v_returning, p_result, v_join);
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I WHERE new_n < 0)', p_result) INTO v_negative;
+    PERFORM analytics.check_counts(p_table, v_negative);
+    EXECUTE format('DELETE FROM %s AS s USING %I AS t WHERE t.new_n = 0 AND %s',
+                   p_table, p_result, v_match);
 END;
 $$;
 
@@ -996,7 +1031,6 @@ BEGIN
     FROM (SELECT (SELECT min(created_at) FROM public.event) AS lo,
                  (SELECT max(created_at) FROM public.event) AS hi) AS x
     WHERE s.singleton_key = 1;
-
 END;
 $$;
 
@@ -1031,22 +1065,8 @@ BEGIN
         ANALYZE pg_temp.an_ev;
 
         -- (pubkey, kind) counts and their transitions.
-        DROP TABLE IF EXISTS pg_temp.an_pk;
-        CREATE TEMP TABLE an_pk (pubkey BYTEA, kind INTEGER, old_n BIGINT, new_n BIGINT) ON COMMIT DROP;
-        WITH d AS (SELECT pubkey, kind, sum(sign)::BIGINT AS dn FROM an_ev GROUP BY pubkey, kind),
-        up AS (
-            INSERT INTO analytics.pubkey_kind AS s (pubkey, kind, n)
-            SELECT pubkey, kind, dn FROM d WHERE dn <> 0 ORDER BY pubkey, kind
-            ON CONFLICT (pubkey, kind) DO UPDATE SET n = s.n + EXCLUDED.n
-            RETURNING s.pubkey, s.kind, s.n
-        )
-        INSERT INTO an_pk
-        SELECT d.pubkey, d.kind, up.n - d.dn, up.n
-        FROM up INNER JOIN d ON d.pubkey = up.pubkey AND d.kind = up.kind;
-        PERFORM analytics.check_counts('pubkey_kind',
-                                       EXISTS (SELECT 1 FROM an_pk WHERE new_n < 0));
-        DELETE FROM analytics.pubkey_kind AS s USING an_pk AS t
-        WHERE t.new_n = 0 AND s.pubkey = t.pubkey AND s.kind = t.kind;
+        PERFORM analytics.add_counts('an_pk', 'analytics.pubkey_kind', ARRAY['pubkey', 'kind'],
+            'SELECT pubkey, kind, sum(sign)::BIGINT AS dn FROM an_ev GROUP BY pubkey, kind');
 
         -- kind_counts.
         DROP TABLE IF EXISTS pg_temp.an_k;
@@ -1109,41 +1129,13 @@ BEGIN
         WHERE t.has_del AND t.new_n > 0 AND s.pubkey = t.hex;
 
         -- event_daily_counts through (day, pubkey) and (day, kind) counts.
-        DROP TABLE IF EXISTS pg_temp.an_dp;
-        CREATE TEMP TABLE an_dp (day INTEGER, pubkey BYTEA, old_n BIGINT, new_n BIGINT) ON COMMIT DROP;
-        WITH d AS (SELECT day, pubkey, sum(sign)::BIGINT AS dn FROM an_ev
-                   WHERE day IS NOT NULL GROUP BY day, pubkey),
-        up AS (
-            INSERT INTO analytics.day_pubkey AS s (day, pubkey, n)
-            SELECT day, pubkey, dn FROM d WHERE dn <> 0 ORDER BY day, pubkey
-            ON CONFLICT (day, pubkey) DO UPDATE SET n = s.n + EXCLUDED.n
-            RETURNING s.day, s.pubkey, s.n
-        )
-        INSERT INTO an_dp
-        SELECT d.day, d.pubkey, up.n - d.dn, up.n
-        FROM up INNER JOIN d ON d.day = up.day AND d.pubkey = up.pubkey;
-        PERFORM analytics.check_counts('day_pubkey',
-                                       EXISTS (SELECT 1 FROM an_dp WHERE new_n < 0));
-        DELETE FROM analytics.day_pubkey AS s USING an_dp AS t
-        WHERE t.new_n = 0 AND s.day = t.day AND s.pubkey = t.pubkey;
+        PERFORM analytics.add_counts('an_dp', 'analytics.day_pubkey', ARRAY['day', 'pubkey'],
+            'SELECT day, pubkey, sum(sign)::BIGINT AS dn FROM an_ev
+             WHERE day IS NOT NULL GROUP BY day, pubkey');
 
-        DROP TABLE IF EXISTS pg_temp.an_dk;
-        CREATE TEMP TABLE an_dk (day INTEGER, kind INTEGER, old_n BIGINT, new_n BIGINT) ON COMMIT DROP;
-        WITH d AS (SELECT day, kind, sum(sign)::BIGINT AS dn FROM an_ev
-                   WHERE day IS NOT NULL GROUP BY day, kind),
-        up AS (
-            INSERT INTO analytics.day_kind AS s (day, kind, n)
-            SELECT day, kind, dn FROM d WHERE dn <> 0 ORDER BY day, kind
-            ON CONFLICT (day, kind) DO UPDATE SET n = s.n + EXCLUDED.n
-            RETURNING s.day, s.kind, s.n
-        )
-        INSERT INTO an_dk
-        SELECT d.day, d.kind, up.n - d.dn, up.n
-        FROM up INNER JOIN d ON d.day = up.day AND d.kind = up.kind;
-        PERFORM analytics.check_counts('day_kind',
-                                       EXISTS (SELECT 1 FROM an_dk WHERE new_n < 0));
-        DELETE FROM analytics.day_kind AS s USING an_dk AS t
-        WHERE t.new_n = 0 AND s.day = t.day AND s.kind = t.kind;
+        PERFORM analytics.add_counts('an_dk', 'analytics.day_kind', ARRAY['day', 'kind'],
+            'SELECT day, kind, sum(sign)::BIGINT AS dn FROM an_ev
+             WHERE day IS NOT NULL GROUP BY day, kind');
 
         DROP TABLE IF EXISTS pg_temp.an_d;
         CREATE TEMP TABLE an_d ON COMMIT DROP AS
@@ -1513,60 +1505,20 @@ BEGIN
         WHERE s.relay_url = b.relay_url;
 
         -- Networks: an event counts once per network, and its author and kind with it.
-        DROP TABLE IF EXISTS pg_temp.an_ne;
-        CREATE TEMP TABLE an_ne (network TEXT, event_id BYTEA, pubkey BYTEA, kind INTEGER, old_n BIGINT, new_n BIGINT) ON COMMIT DROP;
-        WITH d AS (SELECT network, event_id, sum(sign)::BIGINT AS dn, (array_agg(pubkey))[1] AS pubkey,
-                          min(kind) AS kind
-                   FROM an_s GROUP BY network, event_id),
-        up AS (
-            INSERT INTO analytics.network_event AS s (network, event_id, n)
-            SELECT network, event_id, dn FROM d WHERE dn <> 0 ORDER BY network, event_id
-            ON CONFLICT (network, event_id) DO UPDATE SET n = s.n + EXCLUDED.n
-            RETURNING s.network, s.event_id, s.n
-        )
-        INSERT INTO an_ne
-        SELECT d.network, d.event_id, d.pubkey, d.kind, up.n - d.dn, up.n
-        FROM up INNER JOIN d ON d.network = up.network AND d.event_id = up.event_id;
-        PERFORM analytics.check_counts('network_event',
-                                       EXISTS (SELECT 1 FROM an_ne WHERE new_n < 0));
-        DELETE FROM analytics.network_event AS s USING an_ne AS t
-        WHERE t.new_n = 0 AND s.network = t.network AND s.event_id = t.event_id;
+        PERFORM analytics.add_counts('an_ne', 'analytics.network_event',
+            ARRAY['network', 'event_id'],
+            'SELECT network, event_id, sum(sign)::BIGINT AS dn, (array_agg(pubkey))[1] AS pubkey,
+                    min(kind) AS kind
+             FROM an_s GROUP BY network, event_id');
 
-        DROP TABLE IF EXISTS pg_temp.an_np;
-        CREATE TEMP TABLE an_np (network TEXT, pubkey BYTEA, old_n BIGINT, new_n BIGINT) ON COMMIT DROP;
-        WITH d AS (SELECT network, pubkey, sum(analytics.transition(old_n, new_n))::BIGINT AS dn
-                   FROM an_ne GROUP BY network, pubkey),
-        up AS (
-            INSERT INTO analytics.network_pubkey AS s (network, pubkey, n)
-            SELECT network, pubkey, dn FROM d WHERE dn <> 0 ORDER BY network, pubkey
-            ON CONFLICT (network, pubkey) DO UPDATE SET n = s.n + EXCLUDED.n
-            RETURNING s.network, s.pubkey, s.n
-        )
-        INSERT INTO an_np
-        SELECT d.network, d.pubkey, up.n - d.dn, up.n
-        FROM up INNER JOIN d ON d.network = up.network AND d.pubkey = up.pubkey;
-        PERFORM analytics.check_counts('network_pubkey',
-                                       EXISTS (SELECT 1 FROM an_np WHERE new_n < 0));
-        DELETE FROM analytics.network_pubkey AS s USING an_np AS t
-        WHERE t.new_n = 0 AND s.network = t.network AND s.pubkey = t.pubkey;
+        PERFORM analytics.add_counts('an_np', 'analytics.network_pubkey',
+            ARRAY['network', 'pubkey'],
+            'SELECT network, pubkey, sum(analytics.transition(old_n, new_n))::BIGINT AS dn
+             FROM an_ne GROUP BY network, pubkey');
 
-        DROP TABLE IF EXISTS pg_temp.an_nk;
-        CREATE TEMP TABLE an_nk (network TEXT, kind INTEGER, old_n BIGINT, new_n BIGINT) ON COMMIT DROP;
-        WITH d AS (SELECT network, kind, sum(analytics.transition(old_n, new_n))::BIGINT AS dn
-                   FROM an_ne GROUP BY network, kind),
-        up AS (
-            INSERT INTO analytics.network_kind AS s (network, kind, n)
-            SELECT network, kind, dn FROM d WHERE dn <> 0 ORDER BY network, kind
-            ON CONFLICT (network, kind) DO UPDATE SET n = s.n + EXCLUDED.n
-            RETURNING s.network, s.kind, s.n
-        )
-        INSERT INTO an_nk
-        SELECT d.network, d.kind, up.n - d.dn, up.n
-        FROM up INNER JOIN d ON d.network = up.network AND d.kind = up.kind;
-        PERFORM analytics.check_counts('network_kind',
-                                       EXISTS (SELECT 1 FROM an_nk WHERE new_n < 0));
-        DELETE FROM analytics.network_kind AS s USING an_nk AS t
-        WHERE t.new_n = 0 AND s.network = t.network AND s.kind = t.kind;
+        PERFORM analytics.add_counts('an_nk', 'analytics.network_kind', ARRAY['network', 'kind'],
+            'SELECT network, kind, sum(analytics.transition(old_n, new_n))::BIGINT AS dn
+             FROM an_ne GROUP BY network, kind');
 
         INSERT INTO analytics.network_events AS s
             (network, event_count, unique_pubkeys, unique_kinds)

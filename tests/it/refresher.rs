@@ -53,6 +53,16 @@ fn context(brotr: Brotr) -> Context {
     }
 }
 
+/// One `--once` cycle through the runner, as the entry point runs it.
+async fn one_cycle(refresher: &mut Refresher, ctx: &Context) -> Outcome {
+    let schedule = Schedule {
+        interval: std::time::Duration::from_secs(60),
+        max_consecutive_failures: 5,
+        once: true,
+    };
+    runner::run_cycles(refresher, ctx, schedule).await
+}
+
 /// A refresh function that always fails.
 async fn create_failing(db: &TestDb, name: &str) {
     exec(
@@ -235,16 +245,7 @@ async fn refresher_one_failing_view_is_isolated_and_counted() {
     let mut refresher = Refresher::build(views(&["boom", "event_stats"]), &ctx)
         .await
         .unwrap();
-    let outcome = runner::run_cycles(
-        &mut refresher,
-        &ctx,
-        Schedule {
-            interval: std::time::Duration::from_secs(60),
-            max_consecutive_failures: 5,
-            once: true,
-        },
-    )
-    .await;
+    let outcome = one_cycle(&mut refresher, &ctx).await;
     assert_eq!(
         outcome,
         Outcome::Completed,
@@ -304,16 +305,7 @@ async fn refresher_a_cycle_where_every_view_fails_is_a_failed_cycle() {
     assert_eq!(ctx.metrics.gauge("views_failed"), 2.0);
     assert_eq!(ctx.metrics.gauge("views_refreshed"), 0.0);
 
-    let outcome = runner::run_cycles(
-        &mut refresher,
-        &ctx,
-        Schedule {
-            interval: std::time::Duration::from_secs(60),
-            max_consecutive_failures: 5,
-            once: true,
-        },
-    )
-    .await;
+    let outcome = one_cycle(&mut refresher, &ctx).await;
     assert_eq!(outcome, Outcome::Failed);
     assert_eq!(ctx.metrics.counter("cycles_failed"), 1);
     assert_eq!(ctx.metrics.counter("errors_PostgresError"), 1);

@@ -1,9 +1,9 @@
 //! Maintenance calls: batched orphan cleanup and materialized-view refreshes.
 
 use crate::Brotr;
-use crate::brotr::check_identifier;
 use crate::config::TimeoutCategory;
 use crate::error::{DbError, Result};
+use crate::refresher::{refresh_op, refresh_statement};
 
 impl Brotr {
     /// `orphan_event_delete`: deletes events no relay is linked to, `batch_size` at a time.
@@ -39,22 +39,12 @@ impl Brotr {
         .await
     }
 
-    /// Runs `<view>_refresh()` (an incremental refresh since migration 0004) with the `refresh`
-    /// timeout. The name must be a plain identifier; it is interpolated into SQL only after that
-    /// check.
+    /// Runs `public.<view>_refresh()` (an incremental refresh since migration 0004) with the
+    /// `refresh` timeout; [`Brotr::refresh`] is the same without any timeout. The name must be a
+    /// plain identifier; it is quoted into SQL only after that check.
     pub async fn refresh_materialized_view(&self, view: &str) -> Result<()> {
-        check_identifier(view)?;
-        let sql = format!("SELECT {view}_refresh()");
-        self.transact(TimeoutCategory::Refresh, move |conn| {
-            let sql = sql.clone();
-            Box::pin(async move {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .persistent(false)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            })
-        })
-        .await
+        let sql = refresh_statement(view)?;
+        self.transact(TimeoutCategory::Refresh, refresh_op(sql))
+            .await
     }
 }

@@ -129,17 +129,24 @@ impl Brotr {
     /// `^[a-z_][a-z0-9_]*$` and quoted before it reaches SQL.
     pub async fn refresh(&self, name: &str) -> Result<()> {
         let sql = refresh_statement(name)?;
-        self.transact_unbounded(TimeoutCategory::Refresh, move |conn| {
-            let sql = sql.clone();
-            Box::pin(async move {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .persistent(false)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            })
+        self.transact_unbounded(TimeoutCategory::Refresh, refresh_op(sql))
+            .await
+    }
+}
+
+/// The transaction body of a refresh: runs `sql` (from [`refresh_statement`]) unprepared.
+pub(crate) fn refresh_op(
+    sql: String,
+) -> impl for<'c> FnMut(&'c mut sqlx::PgConnection) -> crate::brotr::TxFuture<'c, ()> {
+    move |conn| {
+        let sql = sql.clone();
+        Box::pin(async move {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .persistent(false)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
         })
-        .await
     }
 }
 
