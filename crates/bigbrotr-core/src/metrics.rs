@@ -2,7 +2,9 @@
 //! `/health`) in continuous mode.
 //!
 //! Families: `service_info{service}`, `cycle_duration_seconds{service}` (buckets 1 s … 1 h),
-//! `service_gauge{service,name}` and `service_counter_total{service,name}`. Uses
+//! `service_gauge{service,name}` and `service_counter_total{service,name}` (the original's), plus
+//! `http_request_duration_seconds{service,route,status}` for the daemons that serve HTTP (the
+//! API): `route` is a route template and `status` a class (`2xx`…`5xx`), both bounded. Uses
 //! `prometheus-client`, the Prometheus organisation's maintained crate (the tikv `prometheus`
 //! crate has been unmaintained since 2025).
 
@@ -30,6 +32,12 @@ use crate::config::{ConfigError, Validate};
 /// The cycle-duration histogram's bucket bounds, in seconds.
 pub const CYCLE_BUCKETS: [f64; 10] = [
     1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// The request-duration histogram's bucket bounds, in seconds (1 ms … 30 s: the API's
+/// `request_timeout` is at most 300 s, but anything past 30 s is already an alert).
+pub const REQUEST_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 /// `metrics:` in a service file.
@@ -91,6 +99,7 @@ pub struct Metrics {
     gauges: Family<Labels, Gauge<f64, AtomicU64>>,
     counters: Family<Labels, Counter>,
     cycles: Family<Labels, Histogram, fn() -> Histogram>,
+    requests: Family<Labels, Histogram, fn() -> Histogram>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -109,6 +118,9 @@ impl Metrics {
         let counters = Family::<Labels, Counter>::default();
         let cycles = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(|| {
             Histogram::new(CYCLE_BUCKETS)
+        });
+        let requests = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(|| {
+            Histogram::new(REQUEST_BUCKETS)
         });
         registry.register(
             "service",
@@ -130,12 +142,18 @@ impl Metrics {
             "Cumulative service totals",
             counters.clone(),
         );
+        registry.register(
+            "http_request_duration_seconds",
+            "Duration of HTTP requests served, by route template and status class",
+            requests.clone(),
+        );
         Self {
             service: service.to_owned(),
             registry: Arc::new(registry),
             gauges,
             counters,
             cycles,
+            requests,
         }
     }
 
@@ -193,6 +211,25 @@ impl Metrics {
     pub fn observe_cycle(&self, seconds: f64) {
         self.cycles
             .get_or_create(&vec![("service".to_owned(), self.service.clone())])
+            .observe(seconds);
+    }
+
+    /// Observes one served HTTP request. `route` must be a route template (bounded), not a path;
+    /// `status` is folded into its class (`2xx` …).
+    pub fn observe_request(&self, route: &str, status: u16, seconds: f64) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&vec![
+                ("service".to_owned(), self.service.clone()),
+                ("route".to_owned(), route.to_owned()),
+                ("status".to_owned(), class.to_owned()),
+            ])
             .observe(seconds);
     }
 
@@ -292,6 +329,33 @@ mod tests {
         );
         assert!(
             text.contains(r#"cycle_duration_seconds_bucket{le="3600.0",service="seeder"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn request_durations_are_labelled_by_route_template_and_status_class() {
+        let metrics = Metrics::new("api");
+        metrics.observe_request("/v1/{table}", 200, 0.003);
+        metrics.observe_request("/v1/{table}", 404, 0.002);
+        metrics.observe_request("/v1/{table}", 204, 0.02);
+        let text = metrics.encode();
+        assert!(
+            text.contains(
+                r#"http_request_duration_seconds_count{service="api",route="/v1/{table}",status="2xx"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"http_request_duration_seconds_bucket{le="0.005",service="api",route="/v1/{table}",status="2xx"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"http_request_duration_seconds_count{service="api",route="/v1/{table}",status="4xx"} 1"#
+            ),
             "{text}"
         );
     }
