@@ -5,6 +5,8 @@
 #   - bigbrotr-utils (the network layer, beside core) depends on neither core nor db;
 #   - bigbrotr-nips (NIP-11/NIP-66 checks and events, above models and utils, below the services)
 #     depends on neither core nor db;
+#   - bigbrotr-catalog (the read side shared by api and dvm) holds no SQL and no runtime: not
+#     sqlx, not axum, not core;
 #   - no service depends on another service, and none lists sqlx directly (all SQL is in db).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +40,16 @@ for forbidden in bigbrotr-core bigbrotr-db sqlx; do
         fail=1
     fi
 done
-services=$(ls -d crates/bigbrotr-*/ | xargs -n1 basename | grep -vE '^bigbrotr-(models|db|core|utils|nips|testkit)$')
+catalog=$(deps_of bigbrotr-catalog)
+catalog_direct=$(direct_deps_of bigbrotr-catalog)
+for forbidden in bigbrotr-core sqlx axum; do
+    if grep -qx "$forbidden" <<<"$catalog" && [ "$forbidden" = bigbrotr-core ] \
+        || grep -qx "$forbidden" <<<"$catalog_direct"; then
+        echo "layering: bigbrotr-catalog must not depend on $forbidden (its SQL is in db)" >&2
+        fail=1
+    fi
+done
+services=$(ls -d crates/bigbrotr-*/ | xargs -n1 basename | grep -vE '^bigbrotr-(models|db|core|utils|nips|catalog|testkit)$')
 for service in $services; do
     if grep -qx "$service" <<<"$nips"; then
         echo "layering: bigbrotr-nips depends on $service; it sits below the services" >&2

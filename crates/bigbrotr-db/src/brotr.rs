@@ -83,7 +83,7 @@ impl Brotr {
         let statement_timeout = timeout
             .map(|t| t.as_millis().max(1) as u64)
             .or(Some(self.config.pool.server_settings.statement_timeout).filter(|ms| *ms > 0));
-        self.transact_with(category, timeout, statement_timeout, op)
+        self.transact_with(category, timeout, statement_timeout, false, op)
             .await
     }
 
@@ -99,7 +99,19 @@ impl Brotr {
     where
         F: for<'c> FnMut(&'c mut PgConnection) -> TxFuture<'c, T>,
     {
-        self.transact_with(category, None, Some(0), op).await
+        self.transact_with(category, None, Some(0), false, op).await
+    }
+
+    /// A `READ ONLY` transaction for the read side (API, DVM): `budget` is both the server-side
+    /// `statement_timeout` and, with the usual margin, the client-side deadline. Timeouts are
+    /// reported in the `query` category.
+    pub(crate) async fn transact_read_only<T, F>(&self, budget: Duration, op: F) -> Result<T>
+    where
+        F: for<'c> FnMut(&'c mut PgConnection) -> TxFuture<'c, T>,
+    {
+        let ms = budget.as_millis().clamp(1, u128::from(u32::MAX)) as u64;
+        self.transact_with(TimeoutCategory::Query, Some(budget), Some(ms), true, op)
+            .await
     }
 
     /// The retry loop shared by [`Brotr::transact`] and [`Brotr::transact_unbounded`]:
@@ -110,6 +122,7 @@ impl Brotr {
         category: TimeoutCategory,
         timeout: Option<Duration>,
         statement_timeout: Option<u64>,
+        read_only: bool,
         mut op: F,
     ) -> Result<T>
     where
@@ -122,7 +135,7 @@ impl Brotr {
                 Some(limit) => {
                     match tokio::time::timeout(
                         limit + CLIENT_DEADLINE_MARGIN,
-                        self.attempt(statement_timeout, &mut op),
+                        self.attempt(statement_timeout, read_only, &mut op),
                     )
                     .await
                     {
@@ -133,7 +146,7 @@ impl Brotr {
                         }),
                     }
                 }
-                None => self.attempt(statement_timeout, &mut op).await,
+                None => self.attempt(statement_timeout, read_only, &mut op).await,
             };
             match outcome {
                 Err(DbError::Sqlx(error)) if pool::is_statement_timeout(&error) => {
@@ -162,12 +175,21 @@ impl Brotr {
         }
     }
 
-    async fn attempt<T, F>(&self, statement_timeout: Option<u64>, op: &mut F) -> Result<T>
+    async fn attempt<T, F>(
+        &self,
+        statement_timeout: Option<u64>,
+        read_only: bool,
+        op: &mut F,
+    ) -> Result<T>
     where
         F: for<'c> FnMut(&'c mut PgConnection) -> TxFuture<'c, T>,
     {
         let mut conn = self.pool.acquire().await?;
-        let mut begin = String::from("BEGIN");
+        let mut begin = String::from(if read_only {
+            "BEGIN READ ONLY"
+        } else {
+            "BEGIN"
+        });
         if let Some(ms) = statement_timeout {
             begin.push_str(&format!("; SET LOCAL statement_timeout = {ms}"));
         }

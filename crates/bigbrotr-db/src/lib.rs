@@ -6,6 +6,7 @@
 //! modules below.
 
 pub mod candidate;
+pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod event;
