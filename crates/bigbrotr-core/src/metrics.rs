@@ -29,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, Validate};
 
+pub mod names;
+
 /// The cycle-duration histogram's bucket bounds, in seconds.
 pub const CYCLE_BUCKETS: [f64; 10] = [
     1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
@@ -179,8 +181,8 @@ impl Metrics {
         self.counters.get_or_create(&self.labels(name)).inc_by(by);
     }
 
-    /// Adds to `service_counter_total{name, <labels>}` (for breakdowns such as per-relay
-    /// rejections; keep label values bounded).
+    /// Adds to `service_counter_total{name, <labels>}` (for bounded breakdowns such as the
+    /// monitor's check type and status; never a relay URL or another unbounded value).
     pub fn inc_labelled_counter(&self, name: &str, labels: &[(&str, &str)], by: u64) {
         let mut all = self.labels(name);
         all.extend(
@@ -284,8 +286,8 @@ async fn health_handler(State(metrics): State<Metrics>) -> impl IntoResponse {
     let body = serde_json::json!({
         "status": "ok",
         "service": metrics.service,
-        "last_cycle_timestamp": metrics.gauge("last_cycle_timestamp"),
-        "consecutive_failures": metrics.gauge("consecutive_failures"),
+        "last_cycle_timestamp": metrics.gauge(names::common::LAST_CYCLE_TIMESTAMP),
+        "consecutive_failures": metrics.gauge(names::common::CONSECUTIVE_FAILURES),
     });
     (
         StatusCode::OK,

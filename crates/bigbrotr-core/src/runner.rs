@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock;
 use crate::config::{BaseServiceConfig, Validate};
 use crate::metrics::Metrics;
+use crate::metrics::names::common as names;
 
 /// What a service gets to work with.
 #[derive(Debug, Clone)]
@@ -113,7 +114,10 @@ impl Schedule {
 pub async fn run_cycles<D: Daemon>(daemon: &mut D, ctx: &Context, schedule: Schedule) -> Outcome {
     let service = D::NAME.as_str();
     let mut consecutive_failures: u32 = 0;
-    ctx.metrics.set_gauge("consecutive_failures", 0.0);
+    // Counters start at 0, so rate() and increase() have a series before the first failure.
+    ctx.metrics.inc_counter(names::CYCLES_SUCCESS, 0);
+    ctx.metrics.inc_counter(names::CYCLES_FAILED, 0);
+    ctx.metrics.set_gauge(names::CONSECUTIVE_FAILURES, 0.0);
     loop {
         if ctx.is_stopping() {
             return Outcome::Stopped;
@@ -125,11 +129,11 @@ pub async fn run_cycles<D: Daemon>(daemon: &mut D, ctx: &Context, schedule: Sche
         match result {
             Ok(()) => {
                 consecutive_failures = 0;
-                ctx.metrics.inc_counter("cycles_success", 1);
+                ctx.metrics.inc_counter(names::CYCLES_SUCCESS, 1);
                 ctx.metrics.observe_cycle(elapsed.as_secs_f64());
                 ctx.metrics
-                    .set_gauge("last_cycle_timestamp", clock::now_f64());
-                ctx.metrics.set_gauge("consecutive_failures", 0.0);
+                    .set_gauge(names::LAST_CYCLE_TIMESTAMP, clock::now_f64());
+                ctx.metrics.set_gauge(names::CONSECUTIVE_FAILURES, 0.0);
                 tracing::info!(
                     duration_s = round3(elapsed.as_secs_f64()),
                     "cycle_completed"
@@ -145,11 +149,13 @@ pub async fn run_cycles<D: Daemon>(daemon: &mut D, ctx: &Context, schedule: Sche
             }
             Err(error) => {
                 consecutive_failures += 1;
-                ctx.metrics.inc_counter("cycles_failed", 1);
+                ctx.metrics.inc_counter(names::CYCLES_FAILED, 1);
+                ctx.metrics.inc_counter(
+                    &format!("{}{}", names::ERRORS_PREFIX, error_kind(&error)),
+                    1,
+                );
                 ctx.metrics
-                    .inc_counter(&format!("errors_{}", error_kind(&error)), 1);
-                ctx.metrics
-                    .set_gauge("consecutive_failures", f64::from(consecutive_failures));
+                    .set_gauge(names::CONSECUTIVE_FAILURES, f64::from(consecutive_failures));
                 tracing::error!(
                     error = %format!("{error:#}"),
                     consecutive_failures,

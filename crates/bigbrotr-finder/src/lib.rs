@@ -10,6 +10,7 @@ pub mod events;
 pub mod live;
 
 use bigbrotr_core::config::BaseServiceConfig;
+use bigbrotr_core::metrics::names::finder as names;
 use bigbrotr_core::runner::{Context, Daemon};
 use bigbrotr_models::service_state::ServiceName;
 use bigbrotr_utils::relay::Connector;
@@ -97,11 +98,11 @@ impl Finder {
             }
         }
         let added = report.api.added + report.events.added + report.live.added;
-        ctx.metrics.inc_counter("candidates_found", added);
+        ctx.metrics.inc_counter(names::CANDIDATES_FOUND, added);
         ctx.metrics
-            .set_gauge("api_sources_failed", report.api.failed as f64);
+            .set_gauge(names::API_SOURCES_FAILED, report.api.failed as f64);
         ctx.metrics
-            .set_gauge("live_relays_failed", report.live.failed as f64);
+            .set_gauge(names::LIVE_RELAYS_FAILED, report.live.failed as f64);
         if failures.is_empty() {
             Ok(report)
         } else {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bigbrotr_core::clock;
 use bigbrotr_core::config::BaseServiceConfig;
+use bigbrotr_core::metrics::names::monitor as names;
 use bigbrotr_core::runner::{Context, Daemon};
 use bigbrotr_models::metadata::MetadataType;
 use bigbrotr_models::relay::{NetworkType, Relay};
@@ -339,7 +340,7 @@ impl Monitor {
                 )?;
                 ctx.brotr.upsert_service_state(&[state]).await?;
                 ctx.metrics
-                    .inc_labelled_counter("events_published", &[("kind", key)], 1);
+                    .inc_labelled_counter(names::EVENTS_PUBLISHED, &[("kind", key)], 1);
                 report.publications.push(key);
             }
         }
@@ -388,7 +389,9 @@ impl Monitor {
             )
             .await?;
         report.selected = targets.len() as u64;
-        ctx.metrics.set_gauge("relays_due", targets.len() as f64);
+        init_counters(ctx);
+        ctx.metrics
+            .set_gauge(names::RELAYS_DUE, targets.len() as f64);
         tracing::info!(relays = targets.len(), "monitor_started");
         for chunk in targets.chunks(c.processing.chunk_size as usize) {
             if ctx.is_stopping() {
@@ -398,10 +401,11 @@ impl Monitor {
             self.finish_chunk(ctx, publisher, results, report).await?;
         }
         ctx.metrics
-            .set_gauge("relays_checked", report.checked as f64);
+            .set_gauge(names::RELAYS_CHECKED, report.checked as f64);
         ctx.metrics
-            .set_gauge("relays_succeeded", report.succeeded as f64);
-        ctx.metrics.set_gauge("relays_failed", report.failed as f64);
+            .set_gauge(names::RELAYS_SUCCEEDED, report.succeeded as f64);
+        ctx.metrics
+            .set_gauge(names::RELAYS_FAILED, report.failed as f64);
         tracing::info!(
             selected = report.selected,
             checked = report.checked,
@@ -495,7 +499,7 @@ impl Monitor {
                         "failure"
                     };
                     ctx.metrics.inc_labelled_counter(
-                        "checks",
+                        names::CHECKS,
                         &[("type", kind.as_str()), ("status", status)],
                         1,
                     );
@@ -531,12 +535,30 @@ impl Monitor {
             let published = delivery.most_accepted;
             report.discoveries_published += published as u64;
             ctx.metrics.inc_labelled_counter(
-                "events_published",
+                names::EVENTS_PUBLISHED,
                 &[("kind", "discovery")],
                 published as u64,
             );
         }
         Ok(())
+    }
+}
+
+/// Creates the labelled counters at 0 (a bounded set: 7 check types × 2 statuses, 4 publication
+/// kinds), so rates and ratios have a series before the first check or publication.
+fn init_counters(ctx: &Context) {
+    for kind in MetadataType::ALL {
+        for status in ["success", "failure"] {
+            ctx.metrics.inc_labelled_counter(
+                names::CHECKS,
+                &[("type", kind.as_str()), ("status", status)],
+                0,
+            );
+        }
+    }
+    for kind in [PROFILE_KEY, RELAY_LIST_KEY, ANNOUNCEMENT_KEY, "discovery"] {
+        ctx.metrics
+            .inc_labelled_counter(names::EVENTS_PUBLISHED, &[("kind", kind)], 0);
     }
 }
 

@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 use bigbrotr_core::config::BaseServiceConfig;
+use bigbrotr_core::metrics::names::refresher as metric;
 use bigbrotr_core::runner::{Context, Daemon};
 use bigbrotr_db::refresher::{RefreshFunction, refresh_function_name};
 use bigbrotr_db::{Brotr, DbError};
@@ -102,9 +103,9 @@ impl Refresher {
         let views = &self.config.refresh.views;
         let concurrency = self.config.refresh.concurrency.max(1);
         let metrics = &ctx.metrics;
-        metrics.set_gauge("views_total", views.len() as f64);
-        metrics.set_gauge("views_refreshed", 0.0);
-        metrics.set_gauge("views_failed", 0.0);
+        metrics.set_gauge(metric::VIEWS_TOTAL, views.len() as f64);
+        metrics.set_gauge(metric::VIEWS_REFRESHED, 0.0);
+        metrics.set_gauge(metric::VIEWS_FAILED, 0.0);
         let groups = if concurrency == 1 {
             vec![(0..views.len()).collect()]
         } else {
@@ -156,7 +157,7 @@ impl Refresher {
         while let Some(group) = groups.next().await {
             for (index, view, outcome) in group {
                 if let Some((Ok(()), seconds)) = &outcome {
-                    metrics.set_gauge(&format!("duration_{view}"), *seconds);
+                    metrics.set_gauge(&format!("{}{view}", metric::DURATION_PREFIX), *seconds);
                 }
                 outcomes.push((index, view, outcome));
             }
@@ -170,8 +171,8 @@ impl Refresher {
                 Some((Err(error), _)) => report.failed.push((view, error)),
             }
         }
-        metrics.set_gauge("views_refreshed", report.refreshed.len() as f64);
-        metrics.set_gauge("views_failed", report.failed.len() as f64);
+        metrics.set_gauge(metric::VIEWS_REFRESHED, report.refreshed.len() as f64);
+        metrics.set_gauge(metric::VIEWS_FAILED, report.failed.len() as f64);
         if report.skipped > 0 {
             tracing::warn!(remaining = report.skipped, "refresh_interrupted");
         }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use bigbrotr_core::clock;
 use bigbrotr_core::config::{BaseServiceConfig, ConfigError, Validate};
+use bigbrotr_core::metrics::names::seeder as names;
 use bigbrotr_core::runner::{Context, Daemon};
 use bigbrotr_models::relay::{Relay, parse_relay};
 use bigbrotr_models::service_state::ServiceName;
@@ -210,7 +211,7 @@ impl Seeder {
             inserted,
         };
         ctx.metrics
-            .set_gauge("relays_seeded", report.inserted as f64);
+            .set_gauge(names::RELAYS_SEEDED, report.inserted as f64);
         tracing::info!(
             valid = report.valid,
             invalid = report.invalid,

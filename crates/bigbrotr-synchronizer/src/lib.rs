@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use bigbrotr_core::clock;
 use bigbrotr_core::config::BaseServiceConfig;
+use bigbrotr_core::metrics::names::synchronizer as names;
 use bigbrotr_core::runner::{Context, Daemon};
 use bigbrotr_models::relay::{NetworkType, Relay};
 use bigbrotr_models::service_state::{Cursor, ServiceName};
@@ -164,7 +165,8 @@ impl Synchronizer {
             planned: plans.len() as u64,
             ..CycleReport::default()
         };
-        ctx.metrics.set_gauge("relays_planned", plans.len() as f64);
+        ctx.metrics
+            .set_gauge(names::RELAYS_PLANNED, plans.len() as f64);
         tracing::info!(relays = plans.len(), end_time, "sync_started");
         let deadline = Instant::now() + Duration::from_secs_f64(self.config.timeouts.max_duration);
 
@@ -249,15 +251,6 @@ impl Synchronizer {
                     unstorable = r.unstorable,
                     "events_rejected"
                 );
-                for (reason, count) in r.by_reason() {
-                    if count > 0 {
-                        ctx.metrics.inc_labelled_counter(
-                            "events_rejected",
-                            &[("relay", url.as_str()), ("reason", reason)],
-                            count,
-                        );
-                    }
-                }
             }
         }
         report.writer = writer_report;
@@ -281,15 +274,15 @@ impl Synchronizer {
 
     fn record_metrics(&self, ctx: &Context, report: &CycleReport) {
         let m = &ctx.metrics;
-        m.set_gauge("relays_completed", report.completed as f64);
-        m.set_gauge("relays_failed", report.failed as f64);
-        m.inc_counter("events_written", report.writer.written);
-        m.inc_counter("events_inserted", report.writer.inserted);
-        m.inc_counter("requests", report.requests);
-        m.inc_counter("saturated_seconds", report.saturated_seconds);
-        m.inc_counter("unresolved_seconds", report.unresolved_seconds);
+        m.set_gauge(names::RELAYS_COMPLETED, report.completed as f64);
+        m.set_gauge(names::RELAYS_FAILED, report.failed as f64);
+        m.inc_counter(names::EVENTS_WRITTEN, report.writer.written);
+        m.inc_counter(names::EVENTS_INSERTED, report.writer.inserted);
+        m.inc_counter(names::REQUESTS, report.requests);
+        m.inc_counter(names::SATURATED_SECONDS, report.saturated_seconds);
+        m.inc_counter(names::UNRESOLVED_SECONDS, report.unresolved_seconds);
         for (reason, count) in report.rejections.by_reason() {
-            m.inc_counter(&format!("events_rejected_{reason}"), count);
+            m.inc_counter(&format!("{}{reason}", names::EVENTS_REJECTED_PREFIX), count);
         }
     }
 

@@ -10,6 +10,7 @@
 
 use bigbrotr_core::clock;
 use bigbrotr_core::config::{BaseServiceConfig, ConfigError, Validate};
+use bigbrotr_core::metrics::names::validator as names;
 use bigbrotr_core::runner::{Context, Daemon};
 use bigbrotr_db::validator::Candidate;
 use bigbrotr_models::relay::{NetworkType, Relay};
@@ -185,7 +186,7 @@ impl Validator {
                 .await?,
             ..CycleReport::default()
         };
-        ctx.metrics.set_gauge("total", report.due as f64);
+        ctx.metrics.set_gauge(names::TOTAL, report.due as f64);
         tracing::info!(due = report.due, networks = ?names, "validation_started");
 
         let chunk = i64::from(self.config.processing.chunk_size);
@@ -227,8 +228,8 @@ impl Validator {
             }
         }
         self.record(ctx, &mut verdicts, &mut report).await?;
-        ctx.metrics.inc_counter("validated", report.promoted);
-        ctx.metrics.inc_counter("invalidated", report.failed);
+        ctx.metrics.inc_counter(names::VALIDATED, report.promoted);
+        ctx.metrics.inc_counter(names::INVALIDATED, report.failed);
         tracing::info!(
             due = report.due,
             probed = report.probed,
