@@ -8,6 +8,8 @@ if [ -z "${BIGBROTR_TEST_PGBOUNCER:-}" ]; then
     BIGBROTR_TEST_PGBOUNCER=$(tests/pg-cluster.sh ensure-pgbouncer "$PWD/target/tools/pgbouncer")
     export BIGBROTR_TEST_PGBOUNCER
 fi
+# End-to-end tests run the daemon binaries themselves (tests/it/api.rs).
+cargo build --workspace --bins
 echo "test database server: $BIGBROTR_TEST_DATABASE_URL"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast

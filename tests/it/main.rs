@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod analytics;
+mod api;
 mod dbkit;
 mod deployment_configs;
 mod finder;
