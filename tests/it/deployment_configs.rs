@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use bigbrotr_api::ApiConfig;
 use bigbrotr_core::config::{self, Loaded, Validate};
 use bigbrotr_db::config::BrotrConfig;
 use bigbrotr_finder::FinderConfig;
@@ -137,7 +138,47 @@ fn every_deployment_config_loads_without_unknown_keys() {
         check_overrides_example(&synchronizer);
         check_monitor(&dir.join("services/monitor.yaml"));
         check_refresher(&dir.join("services/refresher.yaml"));
+        check_api(&dir.join("services/api.yaml"));
     }
+}
+
+/// An API file: valid, the read-only `reader` role with its password variable, metrics for the
+/// container on a port other than the API's, the 6.6.9 deployment's tables (its materialized
+/// views, relay, metadata and relay_metadata open; event and event_relay open only in LilBrotr;
+/// service_state and the two events_*_latest closed) plus the uptime tables.
+fn check_api(path: &Path) {
+    let loaded: Loaded<ApiConfig> = config::load(path, "BIGBROTR_TEST_UNUSED_PREFIX__").unwrap();
+    check(&loaded, path);
+    let c = &loaded.config;
+    let at = path.display();
+    assert!(c.base.metrics.enabled, "{at}");
+    assert_eq!(c.base.metrics.host, "0.0.0.0", "{at}");
+    assert_ne!(c.base.metrics.port, c.port, "{at}");
+    assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 8080), "{at}");
+    assert_eq!(c.base.interval, 60.0, "{at}");
+    assert_eq!(c.base.pool.user.as_deref(), Some("reader"), "{at}");
+    assert_eq!(
+        c.base.pool.password_env.as_deref(),
+        Some("DB_READER_PASSWORD"),
+        "{at}"
+    );
+    let lil = at.to_string().contains("lilbrotr");
+    let enabled = |name: &str| c.tables.get(name).is_some_and(|t| t.enabled);
+    for view in bigbrotr_db::migrate::STATISTICS_OBJECTS {
+        let expected = !view.starts_with("events_");
+        assert_eq!(enabled(view), expected, "{at}: {view}");
+    }
+    for table in ["relay", "metadata", "relay_metadata"] {
+        assert!(enabled(table), "{at}: {table}");
+    }
+    for table in ["event", "event_relay"] {
+        assert_eq!(enabled(table), lil, "{at}: {table}");
+    }
+    assert!(!enabled("service_state"), "{at}");
+    assert!(
+        c.tables.values().all(|t| t.price == 0),
+        "{at}: the API has no prices"
+    );
 }
 
 /// A refresher file: valid, the `refresher` role with its password variable, a pool of two,
