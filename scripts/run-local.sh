@@ -4,7 +4,7 @@
 # Without BROTR_CONFIG: starts (or reuses) a PostgreSQL cluster under .data/pg on a Unix socket,
 # creates the `bigbrotr` database, writes .data/config/{brotr.yaml,services/*.yaml}, applies the
 # migrations, runs the seeder once with the default seed file, then the continuous daemons that
-# exist today (finder, validator, monitor, synchronizer, refresher) until Ctrl-C. With ONCE=1 each
+# exist today (finder, validator, monitor, synchronizer, refresher, api) until Ctrl-C. With ONCE=1 each
 # daemon runs one cycle and exits. They run side by side: on a fresh database the monitor's and the
 # synchronizer's first cycles find few or no relays (only those the validator has promoted by
 # then); with many relays the synchronizer's cycle may last up to timeouts.max_duration (4 h).
@@ -13,18 +13,20 @@
 # RTT write probes, still reach the relays, and it downloads the GeoLite2 databases into
 # .data/geoip/ (a failed download only warns). The refresher refreshes the analytics at start
 # (then every minute), as role refresher on the local cluster (as the configured user with
-# BROTR_CONFIG).
+# BROTR_CONFIG). The API serves every table read-only on http://127.0.0.1:${API_PORT:-8080} (as
+# role reader on the local cluster).
 # With BROTR_CONFIG=path/to/brotr.yaml: uses that database instead of a local cluster.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 cargo build --release -q -p bigbrotr-migrate -p bigbrotr-seeder -p bigbrotr-finder -p bigbrotr-validator \
-    -p bigbrotr-monitor -p bigbrotr-synchronizer -p bigbrotr-refresher
+    -p bigbrotr-monitor -p bigbrotr-synchronizer -p bigbrotr-refresher -p bigbrotr-api
 bin="$root/target/release"
 
 config_dir="$root/.data/config"
 refresher_user=()
+reader_user=()
 mkdir -p "$config_dir/services"
 if [ -z "${BROTR_CONFIG:-}" ]; then
     pg_dir="$root/.data/pg"
@@ -44,6 +46,7 @@ YAML
     BROTR_CONFIG="$config_dir/brotr.yaml"
     # The refresher logs in as its own role, as in the deployments (trust auth: no password).
     refresher_user=(BIGBROTR_SERVICE__POOL__USER=refresher)
+    reader_user=(BIGBROTR_SERVICE__POOL__USER=reader)
     # The local cluster trusts local users; the daemons still expect the variable to be set.
     export DB_ADMIN_PASSWORD="${DB_ADMIN_PASSWORD:-local-cluster-uses-trust-auth}"
     echo "local PostgreSQL cluster: $pg_dir (stop it with: make clean-data)"
@@ -118,22 +121,41 @@ pool:
   max_size: 2
 YAML
 
+api_port="${API_PORT:-8080}"
+cat >"$config_dir/services/api.yaml" <<YAML
+# Written by scripts/run-local.sh: every table, read-only, on 127.0.0.1:$api_port; metrics on
+# 127.0.0.1:8006.
+host: 127.0.0.1
+port: $api_port
+metrics:
+  enabled: true
+  port: 8006
+tables:
+$(for table in relay metadata relay_metadata event event_relay relay_metadata_latest event_stats \
+    relay_stats kind_counts kind_counts_by_relay pubkey_counts pubkey_counts_by_relay network_stats \
+    event_daily_counts events_replaceable_latest events_addressable_latest relay_software_counts \
+    supported_nip_counts relay_uptime_daily relay_uptime; do echo "  $table: {enabled: true}"; done)
+YAML
+
 once=()
 if [ "${ONCE:-0}" = 1 ]; then
     once=(--once)
 fi
 pids=()
-for daemon in finder validator monitor synchronizer refresher; do
+for daemon in finder validator monitor synchronizer refresher api; do
     key=()
     if [ "$daemon" = monitor ]; then
         key=(NOSTR_PRIVATE_KEY="$monitor_key")
     elif [ "$daemon" = refresher ]; then
         key=("${refresher_user[@]}")
+    elif [ "$daemon" = api ]; then
+        key=("${reader_user[@]}")
     fi
     env "${key[@]}" "$bin/bigbrotr-$daemon" "${once[@]}" --brotr-config "$BROTR_CONFIG" \
         --config "$config_dir/services/$daemon.yaml" &
     pids+=("$!")
 done
+echo "API: http://127.0.0.1:$api_port/v1/schema (docs: http://127.0.0.1:$api_port/docs)"
 trap 'kill -TERM "${pids[@]}" 2>/dev/null' INT TERM
 status=0
 for pid in "${pids[@]}"; do
