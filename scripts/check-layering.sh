@@ -49,7 +49,7 @@ for forbidden in bigbrotr-core sqlx axum; do
         fail=1
     fi
 done
-services=$(ls -d crates/bigbrotr-*/ | xargs -n1 basename | grep -vE '^bigbrotr-(models|db|core|utils|nips|catalog|testkit)$')
+services=$(find crates -mindepth 1 -maxdepth 1 -type d -name 'bigbrotr-*' -printf '%f\n' | sort | grep -vE '^bigbrotr-(models|db|core|utils|nips|catalog|testkit)$')
 for service in $services; do
     if grep -qx "$service" <<<"$nips"; then
         echo "layering: bigbrotr-nips depends on $service; it sits below the services" >&2

@@ -17,6 +17,8 @@ set -euo pipefail
 
 find_bindir() {
     local dir
+    # Newest major version first.
+    # shellcheck disable=SC2012 # the paths are /usr/lib/postgresql/<version>/bin
     for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
         if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then
             echo "$dir"
@@ -62,6 +64,7 @@ ensure_pgbouncer() {
         local deps
         deps=$(apt-cache depends --no-recommends pgbouncer 2>/dev/null | awk '/Depends: lib/ {print $2}' | tr -d '<>')
         if [ -n "$deps" ] && ldd "$bin" | grep -q 'not found'; then
+            # shellcheck disable=SC2086 # one package name per word
             DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $deps >/dev/null 2>&1
         fi
     fi
@@ -85,8 +88,10 @@ cmd=${1:-}
 dir=${2:-}
 case "$cmd" in
     with)
-        [ -n "$dir" ] && [ "${3:-}" = "--" ] && [ -n "${4:-}" ] \
-            || { echo "usage: $0 with DIR -- CMD..." >&2; exit 2; }
+        if [ -z "$dir" ] || [ "${3:-}" != "--" ] || [ -z "${4:-}" ]; then
+            echo "usage: $0 with DIR -- CMD..." >&2
+            exit 2
+        fi
         shift 3
         if [ -n "${BIGBROTR_TEST_DATABASE_URL:-}" ]; then
             exec "$@"

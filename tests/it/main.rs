@@ -9,6 +9,7 @@ mod analytics;
 mod api;
 mod dbkit;
 mod deployment_configs;
+mod deployment_prometheus;
 mod finder;
 mod fixtures;
 mod functions;
