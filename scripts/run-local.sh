@@ -123,18 +123,34 @@ YAML
 
 api_port="${API_PORT:-8080}"
 cat >"$config_dir/services/api.yaml" <<YAML
-# Written by scripts/run-local.sh: every table, read-only, on 127.0.0.1:$api_port; metrics on
-# 127.0.0.1:8006.
+# Written by scripts/run-local.sh: every table, read-only, on 127.0.0.1:8080 (API_PORT=... moves
+# it); metrics on 127.0.0.1:8006.
 host: 127.0.0.1
-port: $api_port
+port: 8080
 metrics:
   enabled: true
   port: 8006
 tables:
-$(for table in relay metadata relay_metadata event event_relay relay_metadata_latest event_stats \
-    relay_stats kind_counts kind_counts_by_relay pubkey_counts pubkey_counts_by_relay network_stats \
-    event_daily_counts events_replaceable_latest events_addressable_latest relay_software_counts \
-    supported_nip_counts relay_uptime_daily relay_uptime; do echo "  $table: {enabled: true}"; done)
+  relay: {enabled: true}
+  metadata: {enabled: true}
+  relay_metadata: {enabled: true}
+  event: {enabled: true}
+  event_relay: {enabled: true}
+  relay_metadata_latest: {enabled: true}
+  event_stats: {enabled: true}
+  relay_stats: {enabled: true}
+  kind_counts: {enabled: true}
+  kind_counts_by_relay: {enabled: true}
+  pubkey_counts: {enabled: true}
+  pubkey_counts_by_relay: {enabled: true}
+  network_stats: {enabled: true}
+  event_daily_counts: {enabled: true}
+  events_replaceable_latest: {enabled: true}
+  events_addressable_latest: {enabled: true}
+  relay_software_counts: {enabled: true}
+  supported_nip_counts: {enabled: true}
+  relay_uptime_daily: {enabled: true}
+  relay_uptime: {enabled: true}
 YAML
 
 once=()
@@ -149,7 +165,7 @@ for daemon in finder validator monitor synchronizer refresher api; do
     elif [ "$daemon" = refresher ]; then
         key=("${refresher_user[@]}")
     elif [ "$daemon" = api ]; then
-        key=("${reader_user[@]}")
+        key=("${reader_user[@]}" BIGBROTR_SERVICE__PORT="$api_port")
     fi
     env "${key[@]}" "$bin/bigbrotr-$daemon" "${once[@]}" --brotr-config "$BROTR_CONFIG" \
         --config "$config_dir/services/$daemon.yaml" &

@@ -411,7 +411,59 @@ fn compose_files_run_every_daemon_with_its_binary_role_ports_and_mounts() {
             path.display()
         );
         check_refresher_service(&path, variant, &services["refresher"], base_port + 5);
+        let api_port = if variant == "lilbrotr" { 8081 } else { 8080 };
+        check_api_service(&path, variant, &services["api"], base_port + 6, api_port);
     }
+}
+
+/// The API's compose service: its binary, the reader role (required password, no other), its
+/// HTTP port and metrics on loopback, healthy when `/health` on the API port answers 200, a 30 s
+/// stop.
+fn check_api_service(
+    path: &Path,
+    variant: &str,
+    service: &Value,
+    metrics_port: u16,
+    api_port: u16,
+) {
+    let at = format!("{}: api", path.display());
+    assert_eq!(strings(&service["command"]), ["bigbrotr-api"], "{at}");
+    assert_eq!(
+        service["container_name"].as_str(),
+        Some(format!("{variant}-api").as_str()),
+        "{at}"
+    );
+    assert_eq!(service["restart"].as_str(), Some("unless-stopped"), "{at}");
+    assert_eq!(service["stop_grace_period"].as_str(), Some("30s"), "{at}");
+    let api = format!("127.0.0.1:${{API_PORT:-{api_port}}}:8080");
+    let metrics = format!("127.0.0.1:${{API_METRICS_PORT:-{metrics_port}}}:8000");
+    assert_eq!(
+        strings(&service["ports"]),
+        [api.as_str(), metrics.as_str()],
+        "{at}"
+    );
+    let health = strings(&service["healthcheck"]["test"]).join(" ");
+    assert!(
+        health.contains("/dev/tcp/127.0.0.1/8080") && health.contains("GET /health"),
+        "{at}: {health}"
+    );
+    let env = &service["environment"];
+    assert!(
+        env["DB_READER_PASSWORD"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("${DB_READER_PASSWORD:?")),
+        "{at}: the reader password, required"
+    );
+    assert!(
+        env.get("DB_WRITER_PASSWORD").is_none(),
+        "{at}: no writer password"
+    );
+    assert!(env.get("NOSTR_PRIVATE_KEY").is_none(), "{at}: no key");
+    assert_eq!(
+        condition(service, "pgbouncer"),
+        Some("service_healthy"),
+        "{at}"
+    );
 }
 
 /// The refresher's compose service: its binary and role, straight to postgres (a refresh may
@@ -563,7 +615,9 @@ fn run_local_configs_load_and_the_local_monitor_publishes_nothing() {
     let script = std::fs::read_to_string(deployments().join("../scripts/run-local.sh")).unwrap();
     for needed in [
         "-p bigbrotr-refresher",
-        "for daemon in finder validator monitor synchronizer refresher; do",
+        "-p bigbrotr-api",
+        "for daemon in finder validator monitor synchronizer refresher api; do",
+        "reader_user=(BIGBROTR_SERVICE__POOL__USER=reader)",
         "refresher_user=(BIGBROTR_SERVICE__POOL__USER=refresher)",
     ] {
         assert!(script.contains(needed), "run-local.sh: {needed}");
@@ -578,7 +632,8 @@ fn run_local_configs_load_and_the_local_monitor_publishes_nothing() {
             "validator",
             "monitor",
             "synchronizer",
-            "refresher"
+            "refresher",
+            "api"
         ]
     );
     for (name, yaml) in configs {
@@ -611,6 +666,26 @@ fn run_local_configs_load_and_the_local_monitor_publishes_nothing() {
                 }
                 for file in [&c.geo.city_database_path, &c.geo.asn_database_path] {
                     assert!(file.contains("/.data/geoip/"), "{origin}: {file}");
+                }
+                loaded.unknown_keys
+            }
+            "api" => {
+                let loaded = load::<ApiConfig>(yaml, &origin);
+                let c = &loaded.config;
+                assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8080));
+                assert_eq!(c.base.metrics.port, 8006);
+                // Every statistics object and table of the schema, read-only.
+                for table in bigbrotr_db::migrate::STATISTICS_OBJECTS.iter().chain(&[
+                    "relay",
+                    "metadata",
+                    "relay_metadata",
+                    "event",
+                    "event_relay",
+                ]) {
+                    assert!(
+                        c.tables.get(*table).is_some_and(|t| t.enabled),
+                        "{origin}: {table}"
+                    );
                 }
                 loaded.unknown_keys
             }
