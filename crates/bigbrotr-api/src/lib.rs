@@ -18,6 +18,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, anyhow};
 use bigbrotr_catalog::Catalog;
 use bigbrotr_core::config::BaseServiceConfig;
+use bigbrotr_core::metrics::names;
 use bigbrotr_core::runner::{Context, Daemon};
 use bigbrotr_models::service_state::ServiceName;
 use tokio::task::JoinHandle;
@@ -58,7 +59,8 @@ impl Daemon for Api {
             );
         }
         let exposed = catalog.exposed(&config.tables).len();
-        ctx.metrics.set_gauge("tables_exposed", exposed as f64);
+        ctx.metrics
+            .set_gauge(names::api::TABLES_EXPOSED, exposed as f64);
         let pool_size = ctx.brotr.config().pool.limits.max_size;
         let state = server::AppState::new(config.clone(), catalog, ctx, pool_size);
         let ip: std::net::IpAddr = config
@@ -93,8 +95,8 @@ impl Daemon for Api {
         if self.server.is_finished() {
             return Err(anyhow!("the HTTP server stopped"));
         }
-        let total = ctx.metrics.counter("requests_total");
-        let failed = ctx.metrics.counter("requests_failed");
+        let total = ctx.metrics.counter(names::api::REQUESTS_TOTAL);
+        let failed = ctx.metrics.counter(names::api::REQUESTS_FAILED);
         tracing::info!(
             requests_total = total,
             requests_failed = failed,

@@ -10,7 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bigbrotr_catalog::{Catalog, CatalogError, PageLimits, TablesConfig};
-use bigbrotr_core::metrics::Metrics;
+use bigbrotr_core::metrics::{Metrics, names};
 use bigbrotr_core::runner::Context;
 use bigbrotr_db::catalog::{ReadBudget, Total, is_data_error};
 use bigbrotr_db::{Brotr, DbError};
@@ -181,9 +181,9 @@ async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Respons
     };
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    state.metrics.inc_counter("requests_total", 1);
+    state.metrics.inc_counter(names::api::REQUESTS_TOTAL, 1);
     if status >= 400 {
-        state.metrics.inc_counter("requests_failed", 1);
+        state.metrics.inc_counter(names::api::REQUESTS_FAILED, 1);
     }
     state
         .metrics
