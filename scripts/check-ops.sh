@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the operational files (part of .ci/run): both compose files, the Prometheus
 # configuration, alert rules and their unit tests, the Alertmanager configuration, the systemd
-# units, every shell script, the Dockerfile, and the dependency policy (deny.toml).
+# units, the GitHub workflow's action pins, every shell script, the Dockerfile, and the
+# dependency policy (deny.toml).
 # Installs the tools it needs when they are missing (scripts/ensure-tools.sh ops).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,6 +80,16 @@ SYSTEMD_LOG_LEVEL=err systemd-analyze verify --man=no "${verify_units[@]}" 2>&1 
     | grep -vE "Failed to resolve user|No such file or directory|WorkingDirectory|Failed to load environment files|bigbrotr.target" >"$tmp/verify" || true
 if [ -s "$tmp/verify" ]; then
     cat "$tmp/verify" >&2
+    exit 1
+fi
+
+step "GitHub workflows: actions pinned by commit SHA"
+# A tag can be moved to other code; a commit cannot. The comment names the release.
+grep -nE '^[[:space:]-]*uses:' .github/workflows/*.yml \
+    | grep -vE 'uses: [A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40} # v[0-9]+\.[0-9]+\.[0-9]+$' >"$tmp/unpinned" || true
+if [ -s "$tmp/unpinned" ]; then
+    echo "actions not pinned by commit SHA (uses: owner/name@<40 hex> # vX.Y.Z):" >&2
+    cat "$tmp/unpinned" >&2
     exit 1
 fi
 
