@@ -702,3 +702,154 @@ where
     config::load_value(yaml, true, "BIGBROTR_TEST_UNUSED_PREFIX__", origin)
         .unwrap_or_else(|e| panic!("{origin}: {}", e.0))
 }
+
+/// Memory a PostgreSQL backend holds besides `work_mem` (catalog, relation and plan caches), MiB.
+const BACKEND_MIB: u64 = 10;
+/// Shared memory besides the buffers (locks, pg_stat_statements, ...) and the background
+/// processes, MiB.
+const SERVER_MIB: u64 = 64;
+
+/// The settings of a `postgresql.conf` (`name = value`, comments and quotes removed).
+fn postgresql_conf(path: &Path) -> std::collections::HashMap<String, String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut settings = std::collections::HashMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, value) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("{}: {line}", path.display()));
+        let value = value.trim();
+        let value = match value.strip_prefix('\'') {
+            Some(quoted) => quoted.split_once('\'').unwrap().0,
+            None => value.split('#').next().unwrap().trim(),
+        };
+        let previous = settings.insert(name.trim().to_owned(), value.to_owned());
+        assert!(previous.is_none(), "{}: {name} set twice", path.display());
+    }
+    settings
+}
+
+/// A PostgreSQL memory setting in MiB; the unit must be written out (`kB`, `MB`, `GB`).
+fn postgres_mib(settings: &std::collections::HashMap<String, String>, name: &str) -> u64 {
+    let value = settings
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} is not set"));
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let number: u64 = value[..split].parse().unwrap();
+    match &value[split..] {
+        "kB" => number.div_ceil(1024),
+        "MB" => number,
+        "GB" => number * 1024,
+        unit => panic!("{name} = {value}: write the unit (kB, MB or GB), not {unit:?}"),
+    }
+}
+
+/// A compose memory size (`512M`, `4G`, `2gb`) in MiB.
+fn compose_mib(value: &str) -> u64 {
+    let lower = value.to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let number: u64 = lower[..split].parse().unwrap();
+    match &lower[split..] {
+        "k" => number.div_ceil(1024),
+        "m" => number,
+        "g" => number * 1024,
+        unit => panic!("compose memory {value}: unit {unit:?}"),
+    }
+}
+
+/// The most PostgreSQL holds at once by `postgresql.conf`, in MiB, with the terms the README
+/// shows: shared memory, one `work_mem` per connection and parallel worker, the autovacuum
+/// workers, and one index build or manual VACUUM.
+fn postgres_budget(settings: &std::collections::HashMap<String, String>) -> [u64; 5] {
+    let count = |name: &str| -> u64 {
+        settings
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is not set"))
+            .parse()
+            .unwrap()
+    };
+    let maintenance = postgres_mib(settings, "maintenance_work_mem");
+    let autovacuum = match settings.get("autovacuum_work_mem").map(String::as_str) {
+        None | Some("-1") => maintenance,
+        Some(_) => postgres_mib(settings, "autovacuum_work_mem"),
+    };
+    let shared = postgres_mib(settings, "shared_buffers")
+        + postgres_mib(settings, "wal_buffers")
+        + SERVER_MIB;
+    let backends = (count("max_connections") + count("max_parallel_workers"))
+        * (postgres_mib(settings, "work_mem") + BACKEND_MIB);
+    let vacuum = count("autovacuum_max_workers") * autovacuum;
+    [
+        shared,
+        backends,
+        vacuum,
+        maintenance,
+        shared + backends + vacuum + maintenance,
+    ]
+}
+
+#[test]
+fn postgres_memory_fits_the_container_limit_as_documented() {
+    let readme = std::fs::read_to_string(deployments().join("bigbrotr/README.md")).unwrap();
+    for (variant, limit) in [("bigbrotr", 4096), ("lilbrotr", 2048)] {
+        let dir = deployments().join(variant);
+        let conf = dir.join("postgres/postgresql.conf");
+        assert!(
+            !conf.symlink_metadata().unwrap().is_symlink(),
+            "{}: each deployment has its own sizing",
+            conf.display()
+        );
+        let settings = postgresql_conf(&conf);
+        let path = dir.join("docker-compose.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let compose = merged(config::parse_yaml(&text, &path).unwrap());
+        let memory = compose["services"]["postgres"]["deploy"]["resources"]["limits"]["memory"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}: postgres has no memory limit", path.display()));
+        assert_eq!(compose_mib(memory), limit, "{}", path.display());
+        let [shared, backends, vacuum, maintenance, budget] = postgres_budget(&settings);
+        let at = format!("{variant}: {shared} + {backends} + {vacuum} + {maintenance} MiB");
+        assert!(
+            budget <= limit,
+            "{at} = {budget} MiB over the {limit} MiB limit"
+        );
+        // The planner's cache cannot be larger than what the container may hold.
+        assert!(
+            postgres_mib(&settings, "effective_cache_size") <= limit,
+            "{at}: effective_cache_size above the limit"
+        );
+        // The README's arithmetic is this file's: every term and the total.
+        for figure in [shared, backends, vacuum, maintenance] {
+            assert!(readme.contains(&format!("= {figure} |")), "{at}: README");
+        }
+        let total = format!("**{budget} MiB of {limit} MiB**");
+        assert!(readme.contains(&total), "{at}: README lacks {total}");
+        // So is the comment above the memory settings.
+        let comment = format!("budget {budget} MiB of the container's {limit} MiB");
+        assert!(
+            std::fs::read_to_string(&conf).unwrap().contains(&comment),
+            "{at}: {} lacks {comment:?}",
+            conf.display()
+        );
+    }
+    // The refresher and API benchmarks run with BigBrotr's memory settings.
+    let makefile = std::fs::read_to_string(deployments().join("../Makefile")).unwrap();
+    let settings = postgresql_conf(&deployments().join("bigbrotr/postgres/postgresql.conf"));
+    for name in [
+        "shared_buffers",
+        "effective_cache_size",
+        "work_mem",
+        "maintenance_work_mem",
+    ] {
+        let option = format!("-c {name}={}", settings[name]);
+        assert!(makefile.contains(&option), "Makefile lacks {option}");
+    }
+}
