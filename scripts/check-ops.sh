@@ -57,6 +57,19 @@ cp deployments/systemd/*.service deployments/systemd/*.target "$units/"
 for dropin in deployments/systemd/*.service.d; do
     cp -r "$dropin" "$units/"
 done
+# The restart backoff drop-in uses keys of systemd 254 and newer (the install guide copies it only
+# there): verify it where they exist, else check it holds nothing else.
+systemd_version=$(systemd-analyze --version | awk 'NR == 1 { print $2 }')
+backoff="bigbrotr@.service.d/20-restart-backoff.conf"
+if [ "$systemd_version" -lt 254 ]; then
+    if grep -vE '^(#.*|\[Service\]|RestartSteps=[0-9]+|RestartMaxDelaySec=[0-9a-z]+|)$' \
+        "deployments/systemd/$backoff"; then
+        echo "$backoff: only RestartSteps= and RestartMaxDelaySec= (systemd 254) belong there" >&2
+        exit 1
+    fi
+    echo "systemd $systemd_version: $backoff not verified (its keys need 254)"
+    rm "$units/$backoff"
+fi
 stubs=$tmp/bin
 mkdir -p "$stubs"
 for daemon in migrate seeder finder validator monitor synchronizer refresher api dvm; do
@@ -66,17 +79,20 @@ done
 for unit in "$units"/*.service "$units"/*.target; do
     sed -i "s#/usr/local/bin/#$stubs/#g" "$unit"
 done
-for daemon in finder validator monitor synchronizer refresher; do
+daemons=(finder validator monitor synchronizer refresher api dvm)
+for daemon in "${daemons[@]}"; do
     cp "$units/bigbrotr@.service" "$units/bigbrotr@$daemon.service"
 done
 rm "$units/bigbrotr@.service"
 verify_units=("$units"/bigbrotr-migrate.service "$units"/bigbrotr-seeder.service "$units"/bigbrotr.target)
-for daemon in finder validator monitor synchronizer refresher; do
+for daemon in "${daemons[@]}"; do
     verify_units+=("$units/bigbrotr@$daemon.service")
 done
 # Unknown users, missing EnvironmentFile= and WorkingDirectory= are facts of this machine, not of
-# the units: only syntax and semantic errors fail the step.
-SYSTEMD_LOG_LEVEL=err systemd-analyze verify --man=no "${verify_units[@]}" 2>&1 \
+# the units: syntax and semantic errors and warnings (an unknown key is only a warning, and with
+# systemd's default log target the messages of the loaded drop-ins do not reach stderr) fail it.
+SYSTEMD_LOG_TARGET=console SYSTEMD_UNIT_PATH="$units:" \
+    systemd-analyze verify --man=no "${verify_units[@]}" 2>&1 \
     | grep -vE "Failed to resolve user|No such file or directory|WorkingDirectory|Failed to load environment files|bigbrotr.target" >"$tmp/verify" || true
 if [ -s "$tmp/verify" ]; then
     cat "$tmp/verify" >&2

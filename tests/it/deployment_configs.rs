@@ -586,6 +586,176 @@ fn systemd_units_run_every_daemon_and_let_only_the_monitor_write_static() {
     assert!(readme.contains("systemctl enable --now bigbrotr@refresher.service"));
 }
 
+/// Every continuous daemon the template runs, compose's metrics port order.
+const SYSTEMD_DAEMONS: [&str; 7] = [
+    "finder",
+    "validator",
+    "monitor",
+    "synchronizer",
+    "refresher",
+    "api",
+    "dvm",
+];
+
+/// The lines of a unit file or drop-in that are neither comments nor blank.
+fn unit_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `Environment=NAME=VALUE` settings of unit lines.
+fn unit_environment(lines: &[String]) -> Vec<(String, String)> {
+    lines
+        .iter()
+        .filter_map(|line| line.strip_prefix("Environment="))
+        .map(|setting| {
+            let (name, value) = setting.split_once('=').unwrap();
+            (name.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+/// `yaml` with the `BIGBROTR_SERVICE__A__B=value` overrides of `environment` applied as the
+/// loader applies them (levels split on `__`, lower-cased).
+fn with_service_overrides(mut yaml: Value, environment: &[(String, String)]) -> Value {
+    for (name, value) in environment {
+        let Some(path) = name.strip_prefix("BIGBROTR_SERVICE__") else {
+            continue;
+        };
+        let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+        let mut node = &mut yaml;
+        for key in &keys[..keys.len() - 1] {
+            node = node
+                .as_object_mut()
+                .unwrap()
+                .entry(key.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
+        node.as_object_mut()
+            .unwrap()
+            .insert(keys[keys.len() - 1].clone(), Value::String(value.clone()));
+    }
+    yaml
+}
+
+#[test]
+fn systemd_units_restart_for_ever_listen_on_loopback_and_run_every_daemon() {
+    let systemd = deployments().join("systemd");
+    let template_lines = unit_lines(&systemd.join("bigbrotr@.service"));
+    let has = |lines: &[String], line: &str| lines.iter().any(|l| l == line);
+    // No start rate limit: a PostgreSQL outage of any length ends with the daemons running.
+    for line in [
+        "StartLimitIntervalSec=0",
+        "Restart=on-failure",
+        "RestartSec=10s",
+        "Environment=BIGBROTR_SERVICE__METRICS__HOST=127.0.0.1",
+    ] {
+        assert!(has(&template_lines, line), "bigbrotr@.service: {line}");
+    }
+    assert!(
+        !template_lines
+            .iter()
+            .any(|l| l.starts_with("StartLimitBurst=")),
+        "bigbrotr@.service: a start limit leaves units failed for good"
+    );
+    let migrate = unit_lines(&systemd.join("bigbrotr-migrate.service"));
+    for line in ["StartLimitIntervalSec=0", "Restart=on-failure"] {
+        assert!(has(&migrate, line), "bigbrotr-migrate.service: {line}");
+    }
+    // Keys of systemd 254 and newer, in a drop-in of their own (the README installs it there).
+    assert_eq!(
+        unit_lines(&systemd.join("bigbrotr@.service.d/20-restart-backoff.conf")),
+        ["[Service]", "RestartSteps=5", "RestartMaxDelaySec=5min"]
+    );
+    let api = unit_lines(&systemd.join("bigbrotr@api.service.d/10-api.conf"));
+    assert_eq!(
+        api,
+        [
+            "[Service]",
+            "Environment=BIGBROTR_SERVICE__HOST=127.0.0.1",
+            "TimeoutStopSec=30s"
+        ]
+    );
+    assert_eq!(
+        unit_lines(&systemd.join("bigbrotr@dvm.service.d/10-dvm.conf")),
+        ["[Service]", "TimeoutStopSec=30s"]
+    );
+    // Every daemon: named by the template, installed and started by the README, verified by
+    // check-ops.sh.
+    let template = std::fs::read_to_string(systemd.join("bigbrotr@.service")).unwrap();
+    let readme = std::fs::read_to_string(systemd.join("README.md")).unwrap();
+    let check_ops = std::fs::read_to_string(deployments().join("../scripts/check-ops.sh")).unwrap();
+    assert!(readme.contains("for daemon in monitor refresher api dvm; do"));
+    assert!(readme.contains("bigbrotr@.service.d/20-restart-backoff.conf"));
+    assert!(check_ops.contains(&format!("daemons=({})", SYSTEMD_DAEMONS.join(" "))));
+    for (offset, daemon) in (8001..).zip(SYSTEMD_DAEMONS) {
+        assert!(template.contains(daemon), "bigbrotr@.service: {daemon}");
+        for needed in [format!("bigbrotr@{daemon}"), format!("{daemon} {offset}")] {
+            assert!(readme.contains(&needed), "systemd README: {needed}");
+        }
+    }
+    // The service files the README installs (the compose deployment's), as the units run them:
+    // metrics on loopback, the API too, as reader with its password variable.
+    let mut environment = unit_environment(&template_lines);
+    let services = deployments().join("bigbrotr/config/services");
+    for name in [
+        "finder",
+        "validator",
+        "synchronizer",
+        "refresher",
+        "monitor",
+    ] {
+        let path = services.join(format!("{name}.yaml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let yaml = with_service_overrides(config::parse_yaml(&text, &path).unwrap(), &environment);
+        let origin = path.display().to_string();
+        let (unknown, host) = match name {
+            "finder" => {
+                let l = load::<FinderConfig>(yaml, &origin);
+                (l.unknown_keys, l.config.base.metrics.host)
+            }
+            "validator" => {
+                let l = load::<ValidatorConfig>(yaml, &origin);
+                (l.unknown_keys, l.config.base.metrics.host)
+            }
+            "synchronizer" => {
+                let l = load::<SynchronizerConfig>(yaml, &origin);
+                (l.unknown_keys, l.config.base.metrics.host)
+            }
+            "refresher" => {
+                let l = load::<RefresherConfig>(yaml, &origin);
+                (l.unknown_keys, l.config.base.metrics.host)
+            }
+            _ => {
+                let l = load::<MonitorConfig>(yaml, &origin);
+                (l.unknown_keys, l.config.base.metrics.host)
+            }
+        };
+        assert!(unknown.is_empty(), "{origin}: {unknown:?}");
+        assert_eq!(host, "127.0.0.1", "{origin} under systemd");
+    }
+    environment.extend(unit_environment(&api));
+    let path = services.join("api.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let yaml = with_service_overrides(config::parse_yaml(&text, &path).unwrap(), &environment);
+    let loaded = load::<ApiConfig>(yaml, &path.display().to_string());
+    assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
+    let c = &loaded.config;
+    assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8080));
+    assert_eq!(c.base.metrics.host, "127.0.0.1");
+    assert_eq!(c.base.pool.user.as_deref(), Some("reader"));
+    assert_eq!(
+        c.base.pool.password_env.as_deref(),
+        Some("DB_READER_PASSWORD")
+    );
+    let env_example = std::fs::read_to_string(systemd.join("bigbrotr.env.example")).unwrap();
+    assert!(env_example.contains("\nDB_READER_PASSWORD=\n"));
+}
+
 /// The service files `scripts/run-local.sh` writes (`cat >"$config_dir/services/<name>.yaml"
 /// <<YAML ... YAML`), with `$root` standing for the repository.
 fn run_local_configs() -> Vec<(String, Value)> {
