@@ -10,8 +10,9 @@
 # then); with many relays the synchronizer's cycle may last up to timeouts.max_duration (4 h).
 # The monitor signs with a throwaway key of its own (.data/monitor.key, made once from
 # /dev/urandom; NOSTR_PRIVATE_KEY is not used for it) and publishes nothing: its checks, and their
-# RTT write probes, still reach the relays, and it downloads the GeoLite2 databases into
-# .data/geoip/ (a failed download only warns). The refresher refreshes the analytics at start
+# RTT write probes, still reach the relays, and with MAXMIND_ACCOUNT_ID and MAXMIND_LICENSE_KEY in
+# the environment it downloads the GeoLite2 databases from MaxMind into .data/geoip/ (without
+# them, or when a download fails, only a warning: the Geo and Net checks are skipped). The refresher refreshes the analytics at start
 # (then every minute), as role refresher on the local cluster (as the configured user with
 # BROTR_CONFIG). The API serves every table read-only on http://127.0.0.1:${API_PORT:-8080} (as
 # role reader on the local cluster).

@@ -210,7 +210,13 @@ impl Default for ProcessingConfig {
     }
 }
 
-/// `geo:` — the GeoLite2 databases of the Geo and Net checks.
+/// The third-party mirror 6.6.9 downloads from by default (an opt-in here: set
+/// `geo.city_download_url` / `geo.asn_download_url` to `<this>/GeoLite2-City.mmdb`, ...).
+pub const GEOLITE_MIRROR: &str = "https://github.com/P3TERX/GeoLite.mmdb/raw/download";
+
+/// `geo:` — the GeoLite2 databases of the Geo and Net checks, and where they come from: the
+/// files of a `geoipupdate` directory (no download); else MaxMind's own download when its
+/// credentials are in the environment; else a URL serving the `.mmdb` (a mirror, opt-in).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GeoConfig {
@@ -218,29 +224,148 @@ pub struct GeoConfig {
     pub city_database_path: String,
     /// ASN database file.
     pub asn_database_path: String,
-    /// Where the City database is downloaded from (empty = never).
+    /// A URL serving the City `.mmdb` itself, used without MaxMind credentials (empty = none;
+    /// 6.6.9's default was a third-party mirror, [`GEOLITE_MIRROR`]).
     pub city_download_url: String,
-    /// Where the ASN database is downloaded from (empty = never).
+    /// The same for the ASN database.
     pub asn_download_url: String,
     /// Re-download when the file is older than this many days (`null` = never).
     pub max_age_days: Option<u32>,
-    /// Largest download in bytes.
+    /// Largest download in bytes (from MaxMind: the archive, and the database in it).
     pub max_download_size: u64,
     /// Geohash characters (1–12; 9 ≈ 4.8 m).
     pub geohash_precision: u32,
+    /// Environment variable holding the MaxMind account ID (new).
+    pub maxmind_account_id_env: String,
+    /// Environment variable holding the MaxMind licence key (new).
+    pub maxmind_license_key_env: String,
+    /// MaxMind's download service; an edition is `<this>/<edition>/download?suffix=tar.gz` (new).
+    pub maxmind_download_url: String,
+    /// The City edition, also the file name in a `geoipupdate` directory (new).
+    pub city_edition_id: String,
+    /// The ASN edition (new).
+    pub asn_edition_id: String,
+    /// A directory kept by MaxMind's `geoipupdate` (`<edition>.mmdb` files): read from there,
+    /// never downloaded; the `*_database_path` keys are then unused (new; `null` = none).
+    pub geoipupdate_directory: Option<String>,
 }
 
 impl Default for GeoConfig {
     fn default() -> Self {
-        let base = "https://github.com/P3TERX/GeoLite.mmdb/raw/download";
         Self {
             city_database_path: "static/GeoLite2-City.mmdb".to_owned(),
             asn_database_path: "static/GeoLite2-ASN.mmdb".to_owned(),
-            city_download_url: format!("{base}/GeoLite2-City.mmdb"),
-            asn_download_url: format!("{base}/GeoLite2-ASN.mmdb"),
+            city_download_url: String::new(),
+            asn_download_url: String::new(),
             max_age_days: Some(30),
             max_download_size: 100_000_000,
             geohash_precision: 9,
+            maxmind_account_id_env: "MAXMIND_ACCOUNT_ID".to_owned(),
+            maxmind_license_key_env: "MAXMIND_LICENSE_KEY".to_owned(),
+            maxmind_download_url: "https://download.maxmind.com/geoip/databases".to_owned(),
+            city_edition_id: "GeoLite2-City".to_owned(),
+            asn_edition_id: "GeoLite2-ASN".to_owned(),
+            geoipupdate_directory: None,
+        }
+    }
+}
+
+/// MaxMind credentials read from the environment.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MaxMindCredentials {
+    /// The account ID.
+    pub account_id: String,
+    /// The licence key.
+    pub license_key: String,
+}
+
+impl std::fmt::Debug for MaxMindCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaxMindCredentials")
+            .field("account_id", &self.account_id)
+            .field("license_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Where one database comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GeoSource {
+    /// A `geoipupdate` directory's file: nothing is downloaded.
+    GeoIpUpdate,
+    /// MaxMind's download service, this edition.
+    MaxMind(String),
+    /// A URL serving the `.mmdb` (a mirror).
+    Url(String),
+    /// Nothing: the file is used as it is, if it exists.
+    None,
+}
+
+impl GeoConfig {
+    /// The City database file: in the `geoipupdate` directory when one is set.
+    pub fn city_path(&self) -> std::path::PathBuf {
+        self.database_path(&self.city_database_path, &self.city_edition_id)
+    }
+
+    /// The ASN database file: in the `geoipupdate` directory when one is set.
+    pub fn asn_path(&self) -> std::path::PathBuf {
+        self.database_path(&self.asn_database_path, &self.asn_edition_id)
+    }
+
+    fn database_path(&self, path: &str, edition: &str) -> std::path::PathBuf {
+        match &self.geoipupdate_directory {
+            Some(directory) => std::path::Path::new(directory).join(format!("{edition}.mmdb")),
+            None => path.into(),
+        }
+    }
+
+    /// The MaxMind credentials from `lookup` (the environment): both variables set and not
+    /// empty, or neither (`None`); one without the other is an error naming both.
+    pub fn maxmind_credentials(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<MaxMindCredentials>, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        match (
+            get(&self.maxmind_account_id_env),
+            get(&self.maxmind_license_key_env),
+        ) {
+            (Some(account_id), Some(license_key)) => Ok(Some(MaxMindCredentials {
+                account_id: account_id.trim().to_owned(),
+                license_key: license_key.trim().to_owned(),
+            })),
+            (None, None) => Ok(None),
+            _ => Err(ConfigError(format!(
+                "geo: set both {} and {} (MaxMind's GeoLite download) or neither",
+                self.maxmind_account_id_env, self.maxmind_license_key_env
+            ))),
+        }
+    }
+
+    /// Where the City database comes from, given the credentials.
+    pub fn city_source(&self, credentials: Option<&MaxMindCredentials>) -> GeoSource {
+        self.source(credentials, &self.city_edition_id, &self.city_download_url)
+    }
+
+    /// Where the ASN database comes from, given the credentials.
+    pub fn asn_source(&self, credentials: Option<&MaxMindCredentials>) -> GeoSource {
+        self.source(credentials, &self.asn_edition_id, &self.asn_download_url)
+    }
+
+    fn source(
+        &self,
+        credentials: Option<&MaxMindCredentials>,
+        edition: &str,
+        url: &str,
+    ) -> GeoSource {
+        if self.geoipupdate_directory.is_some() {
+            GeoSource::GeoIpUpdate
+        } else if credentials.is_some() {
+            GeoSource::MaxMind(edition.to_owned())
+        } else if !url.is_empty() {
+            GeoSource::Url(url.to_owned())
+        } else {
+            GeoSource::None
         }
     }
 }
@@ -509,26 +634,45 @@ impl Validate for MonitorConfig {
                 )));
             }
         }
+        // A database with no file and no source is not an error (6.6.9's was, but its default
+        // always had a source: a mirror that is opt-in here): the monitor warns and skips the
+        // Geo or Net check until a file is there.
         let g = &self.geo;
-        if p.compute.nip66_geo
-            && g.city_download_url.is_empty()
-            && !std::path::Path::new(&g.city_database_path).exists()
-        {
-            return Err(ConfigError(format!(
-                "GeoLite2 City database not found at {} and no download URL configured in \
-                 geo.city_download_url",
-                g.city_database_path
-            )));
+        for (key, value) in [
+            ("geo.city_download_url", &g.city_download_url),
+            ("geo.asn_download_url", &g.asn_download_url),
+            ("geo.maxmind_download_url", &g.maxmind_download_url),
+        ] {
+            if !(value.is_empty() || value.starts_with("https://") || value.starts_with("http://"))
+            {
+                return Err(ConfigError(format!("{key} = {value}: not an http(s) URL")));
+            }
         }
-        if p.compute.nip66_net
-            && g.asn_download_url.is_empty()
-            && !std::path::Path::new(&g.asn_database_path).exists()
-        {
-            return Err(ConfigError(format!(
-                "GeoLite2 ASN database not found at {} and no download URL configured in \
-                 geo.asn_download_url",
-                g.asn_database_path
-            )));
+        for (key, value) in [
+            ("geo.maxmind_account_id_env", &g.maxmind_account_id_env),
+            ("geo.maxmind_license_key_env", &g.maxmind_license_key_env),
+            ("geo.city_edition_id", &g.city_edition_id),
+            ("geo.asn_edition_id", &g.asn_edition_id),
+        ] {
+            if value.is_empty()
+                || !value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(ConfigError(format!(
+                    "{key} = {value:?}: letters, digits, '_' and '-' only"
+                )));
+            }
+        }
+        if g.maxmind_download_url.is_empty() {
+            return Err(ConfigError(
+                "geo.maxmind_download_url: MaxMind's download service URL, not empty".to_owned(),
+            ));
+        }
+        if g.geoipupdate_directory.as_deref() == Some("") {
+            return Err(ConfigError(
+                "geo.geoipupdate_directory: a directory, or null".to_owned(),
+            ));
         }
         if g.max_age_days == Some(0) {
             return Err(ConfigError(

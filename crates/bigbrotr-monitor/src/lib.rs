@@ -24,7 +24,7 @@ use bigbrotr_nips::events::{self, Announcement, Profile};
 use bigbrotr_nips::nip11::{Nip11Fetcher, Nip11Options};
 use bigbrotr_nips::nip66::dns::{DnsOptions, DnsResolver};
 use bigbrotr_nips::nip66::geo::GeoDatabase;
-use bigbrotr_nips::nip66::geoip::{self, MaxMindDatabase};
+use bigbrotr_nips::nip66::geoip::{self, MaxMindDatabase, MaxMindDownload};
 use bigbrotr_nips::nip66::net::AsnDatabase;
 use bigbrotr_utils::http::{self, HttpOptions};
 use bigbrotr_utils::network::NetworkSemaphores;
@@ -33,7 +33,8 @@ use nostr::{EventBuilder, Keys};
 use tokio::task::JoinSet;
 
 use crate::checks::{Checker, RelayResult};
-pub use crate::config::MonitorConfig;
+use crate::config::GeoSource;
+pub use crate::config::{MaxMindCredentials, MonitorConfig};
 use crate::publish::Publisher;
 
 /// Checkpoint key of the kind 10166 publication.
@@ -140,13 +141,38 @@ impl Monitor {
         Ok(deleted)
     }
 
-    /// Downloads the GeoLite databases that are missing or stale (failures only warn) and opens
-    /// those present.
+    /// The MaxMind credentials named by `geo.maxmind_*_env`, from the environment.
+    fn maxmind_credentials(&self) -> Option<MaxMindCredentials> {
+        self.config
+            .geo
+            .maxmind_credentials(|name| std::env::var(name).ok())
+            .inspect_err(|e| tracing::warn!(error = %e.0, "geoip_credentials_incomplete"))
+            .ok()
+            .flatten()
+    }
+
+    /// Downloads the GeoLite databases that are missing or stale from their source (a
+    /// `geoipupdate` directory: never; MaxMind with credentials; else the configured URL;
+    /// failures only warn) and opens those present.
     pub async fn load_geo_databases(&self) -> (Option<Arc<GeoDatabase>>, Option<Arc<AsnDatabase>>) {
+        self.load_geo_databases_with(self.maxmind_credentials())
+            .await
+    }
+
+    /// [`Self::load_geo_databases`] with the MaxMind credentials given rather than read from the
+    /// environment.
+    pub async fn load_geo_databases_with(
+        &self,
+        credentials: Option<MaxMindCredentials>,
+    ) -> (Option<Arc<GeoDatabase>>, Option<Arc<AsnDatabase>>) {
         let compute = self.config.effective_compute();
         let geo = &self.config.geo;
-        let client = if (compute.nip66_geo || compute.nip66_net)
-            && (!geo.city_download_url.is_empty() || !geo.asn_download_url.is_empty())
+        let city_source = geo.city_source(credentials.as_ref());
+        let asn_source = geo.asn_source(credentials.as_ref());
+        let downloads =
+            |source: &GeoSource| matches!(source, GeoSource::MaxMind(_) | GeoSource::Url(_));
+        let client = if (compute.nip66_geo && downloads(&city_source))
+            || (compute.nip66_net && downloads(&asn_source))
         {
             http::client(
                 NetworkType::Clearnet,
@@ -158,15 +184,31 @@ impl Monitor {
         } else {
             None
         };
-        let refresh = |path: String, url: String| {
+        let refresh = |path: PathBuf, source: GeoSource| {
             let client = client.clone();
+            let credentials = credentials.clone();
             async move {
-                let Some(client) = client.filter(|_| !url.is_empty()) else {
+                let Some(client) = client else {
                     return;
                 };
-                match geoip::refresh(
-                    Path::new(&path),
-                    &url,
+                let source = match &source {
+                    GeoSource::Url(url) => geoip::Source::Url(url),
+                    GeoSource::MaxMind(edition) => {
+                        let Some(credentials) = &credentials else {
+                            return;
+                        };
+                        geoip::Source::MaxMind(MaxMindDownload {
+                            base_url: &geo.maxmind_download_url,
+                            edition_id: edition,
+                            account_id: &credentials.account_id,
+                            license_key: &credentials.license_key,
+                        })
+                    }
+                    GeoSource::GeoIpUpdate | GeoSource::None => return,
+                };
+                match geoip::refresh_from(
+                    &path,
+                    &source,
                     geo.max_age_days,
                     geo.max_download_size as usize,
                     &client,
@@ -174,31 +216,75 @@ impl Monitor {
                 .await
                 {
                     Ok(outcome) => {
-                        tracing::debug!(path = path.as_str(), outcome = ?outcome, "geoip_refresh")
+                        tracing::debug!(path = %path.display(), outcome = ?outcome, "geoip_refresh")
                     }
                     Err(error) => {
-                        tracing::warn!(path = path.as_str(), url = url.as_str(), error = %error, "geoip_download_failed");
+                        let url = source.url();
+                        tracing::warn!(path = %path.display(), url = url.as_str(), error = %error, "geoip_download_failed");
                     }
                 }
             }
         };
         let city = if compute.nip66_geo {
-            refresh(
-                geo.city_database_path.clone(),
-                geo.city_download_url.clone(),
-            )
-            .await;
-            open_database(&geo.city_database_path).await
+            refresh(geo.city_path(), city_source).await;
+            open_database(&geo.city_path()).await
         } else {
             None
         };
         let asn = if compute.nip66_net {
-            refresh(geo.asn_database_path.clone(), geo.asn_download_url.clone()).await;
-            open_database(&geo.asn_database_path).await
+            refresh(geo.asn_path(), asn_source).await;
+            open_database(&geo.asn_path()).await
         } else {
             None
         };
         (city, asn)
+    }
+
+    /// Logs where each GeoLite database comes from, and warns when a check that runs has neither
+    /// a file nor a source.
+    fn log_geo_sources(&self) {
+        let compute = self.config.effective_compute();
+        let geo = &self.config.geo;
+        let credentials = self.maxmind_credentials();
+        for (check, enabled, path, source) in [
+            (
+                "nip66_geo",
+                compute.nip66_geo,
+                geo.city_path(),
+                geo.city_source(credentials.as_ref()),
+            ),
+            (
+                "nip66_net",
+                compute.nip66_net,
+                geo.asn_path(),
+                geo.asn_source(credentials.as_ref()),
+            ),
+        ] {
+            if !enabled {
+                continue;
+            }
+            let label = match &source {
+                GeoSource::GeoIpUpdate => "geoipupdate".to_owned(),
+                GeoSource::MaxMind(edition) => format!("maxmind:{edition}"),
+                GeoSource::Url(url) => url.clone(),
+                GeoSource::None => "none".to_owned(),
+            };
+            tracing::info!(check, path = %path.display(), source = label.as_str(), "geoip_source");
+            if source == GeoSource::None && !path.exists() {
+                tracing::warn!(
+                    check,
+                    path = %path.display(),
+                    hint = format!(
+                        "set {} and {} (MaxMind's GeoLite download), geo.geoipupdate_directory, \
+                         or a geo.*_download_url (e.g. 6.6.9's mirror); the check is skipped \
+                         until the file exists",
+                        geo.maxmind_account_id_env, geo.maxmind_license_key_env
+                    )
+                    .as_str(),
+                    "geoip_no_source"
+                );
+            }
+        }
     }
 
     fn dns_options(&self) -> DnsOptions {
@@ -563,8 +649,8 @@ fn init_counters(ctx: &Context) {
 }
 
 /// Opens a GeoLite database (tens of MB read into memory) on the blocking pool.
-async fn open_database<K: Send + 'static>(path: &str) -> Option<Arc<MaxMindDatabase<K>>> {
-    let path = PathBuf::from(path);
+async fn open_database<K: Send + 'static>(path: &Path) -> Option<Arc<MaxMindDatabase<K>>> {
+    let path = path.to_owned();
     if !path.exists() {
         tracing::warn!(path = %path.display(), "geoip_database_missing");
         return None;
@@ -602,8 +688,15 @@ impl Daemon for Monitor {
         let connector = Connector::new(config.networks.clone())?
             .with_keys(Some(keys.clone()))
             .allow_insecure(config.processing.allow_insecure);
+        // Half of MaxMind's credentials is a configuration error, not a silent mirror fallback.
+        config
+            .geo
+            .maxmind_credentials(|name| std::env::var(name).ok())
+            .map_err(|e| anyhow::anyhow!(e.0))?;
         let nip11 = Self::nip11_options(&config);
-        Ok(Self::new(config, keys, connector, nip11))
+        let monitor = Self::new(config, keys, connector, nip11);
+        monitor.log_geo_sources();
+        Ok(monitor)
     }
 
     async fn cleanup(&mut self, ctx: &Context) -> anyhow::Result<()> {
@@ -614,3 +707,6 @@ impl Daemon for Monitor {
         self.cycle(ctx).await.map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests;

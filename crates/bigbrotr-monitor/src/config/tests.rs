@@ -29,7 +29,11 @@ fn defaults_are_the_originals_and_valid() {
     assert_eq!(c.geo.geohash_precision, 9);
     assert_eq!(c.geo.max_age_days, Some(30));
     assert_eq!(c.geo.max_download_size, 100_000_000);
-    assert!(c.geo.asn_download_url.ends_with("GeoLite2-ASN.mmdb"));
+    // 6.6.9 downloads from a third-party mirror by default; here it is opt-in.
+    assert!(c.geo.city_download_url.is_empty() && c.geo.asn_download_url.is_empty());
+    assert_eq!(c.geo.maxmind_account_id_env, "MAXMIND_ACCOUNT_ID");
+    assert_eq!(c.geo.maxmind_license_key_env, "MAXMIND_LICENSE_KEY");
+    assert_eq!(c.geo.geoipupdate_directory, None);
     assert_eq!(c.discovery.interval, 14_400.0);
     assert_eq!(c.announcement.interval, 86_400.0);
     assert_eq!(c.profile.name.as_deref(), Some("BigBrotr Monitor"));
@@ -67,25 +71,113 @@ fn store_and_include_must_be_computed() {
     });
 }
 
+/// MaxMind credentials of the fake environment `vars`.
+fn credentials(
+    geo: &GeoConfig,
+    vars: &[(&str, &str)],
+) -> Result<Option<MaxMindCredentials>, String> {
+    geo.maxmind_credentials(|name| {
+        vars.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_owned())
+    })
+    .map_err(|e| e.0)
+}
+
 #[test]
-fn geo_needs_a_file_or_a_url() {
-    let e = invalid(|c| {
-        c.geo.city_download_url.clear();
-        c.geo.city_database_path = "/nonexistent/city.mmdb".into();
-    });
+fn geo_without_a_file_or_a_source_is_valid_and_has_no_source() {
+    // 6.6.9 refused this (its default always had a source); here the check is skipped with a
+    // warning until a file is there.
+    let mut c = MonitorConfig::default();
+    c.geo.city_database_path = "/nonexistent/city.mmdb".into();
+    c.geo.asn_database_path = "/nonexistent/asn.mmdb".into();
+    c.validate().expect("valid");
+    assert_eq!(c.geo.city_source(None), GeoSource::None);
+    assert_eq!(c.geo.asn_source(None), GeoSource::None);
+}
+
+#[test]
+fn geo_sources_geoipupdate_then_maxmind_then_the_configured_url() {
+    let mirror = format!("{GEOLITE_MIRROR}/GeoLite2-City.mmdb");
+    // 6.6.9's keys keep their meaning: a URL serving the .mmdb, used as is.
+    let c = from_yaml(&format!(
+        "geo:\n  city_download_url: {mirror}\n  city_database_path: static/city.mmdb\n"
+    ))
+    .expect("loads");
+    let geo = &c.geo;
+    assert_eq!(geo.city_source(None), GeoSource::Url(mirror.clone()));
+    assert_eq!(geo.asn_source(None), GeoSource::None);
+    assert_eq!(geo.city_path(), Path::new("static/city.mmdb"));
+    // MaxMind's credentials, when both are set, win over the URL.
+    let none = credentials(geo, &[]).expect("ok");
+    assert_eq!(none, None);
+    let vars = [
+        ("MAXMIND_ACCOUNT_ID", " 123456 "),
+        ("MAXMIND_LICENSE_KEY", "key"),
+    ];
+    let both = credentials(geo, &vars).expect("ok").expect("both");
+    assert_eq!(both.account_id, "123456");
+    assert!(!format!("{both:?}").contains("key\""), "{both:?}");
+    assert_eq!(
+        geo.city_source(Some(&both)),
+        GeoSource::MaxMind("GeoLite2-City".into())
+    );
+    assert_eq!(
+        geo.asn_source(Some(&both)),
+        GeoSource::MaxMind("GeoLite2-ASN".into())
+    );
+    // One without the other is an error naming both; empty counts as unset.
+    let half = credentials(geo, &[("MAXMIND_ACCOUNT_ID", "123456")]).expect_err("half");
+    assert!(
+        half.contains("MAXMIND_ACCOUNT_ID") && half.contains("MAXMIND_LICENSE_KEY"),
+        "{half}"
+    );
+    let empty = [("MAXMIND_ACCOUNT_ID", ""), ("MAXMIND_LICENSE_KEY", " ")];
+    assert_eq!(credentials(geo, &empty).expect("ok"), None);
+    // Other variable names.
+    let c = from_yaml(
+        "geo:\n  maxmind_account_id_env: GEOIPUPDATE_ACCOUNT_ID\n  \
+         maxmind_license_key_env: GEOIPUPDATE_LICENSE_KEY\n",
+    )
+    .expect("loads");
+    let vars = [
+        ("GEOIPUPDATE_ACCOUNT_ID", "1"),
+        ("GEOIPUPDATE_LICENSE_KEY", "k"),
+    ];
+    assert!(credentials(&c.geo, &vars).expect("ok").is_some());
+    // A geoipupdate directory: its <edition>.mmdb files, never downloaded.
+    let c = from_yaml(&format!(
+        "geo:\n  geoipupdate_directory: /var/lib/GeoIP\n  city_download_url: {mirror}\n"
+    ))
+    .expect("loads");
+    assert_eq!(
+        c.geo.city_path(),
+        Path::new("/var/lib/GeoIP/GeoLite2-City.mmdb")
+    );
+    assert_eq!(
+        c.geo.asn_path(),
+        Path::new("/var/lib/GeoIP/GeoLite2-ASN.mmdb")
+    );
+    assert_eq!(c.geo.city_source(Some(&both)), GeoSource::GeoIpUpdate);
+    assert_eq!(c.geo.asn_source(None), GeoSource::GeoIpUpdate);
+}
+
+#[test]
+fn geo_keys_are_checked() {
+    let e = invalid(|c| c.geo.city_download_url = "ftp://example.com/x.mmdb".into());
     assert!(e.contains("geo.city_download_url"), "{e}");
-    let e = invalid(|c| {
-        c.geo.asn_download_url.clear();
-        c.geo.asn_database_path = "/nonexistent/asn.mmdb".into();
-    });
-    assert!(e.contains("geo.asn_download_url"), "{e}");
-    let mut ok = MonitorConfig::default();
-    ok.geo.city_download_url.clear();
-    ok.processing.compute.nip66_geo = false;
-    ok.processing.store.nip66_geo = false;
-    ok.discovery.include.nip66_geo = false;
-    ok.announcement.include.nip66_geo = false;
-    ok.validate().expect("geo off needs no database");
+    let e = invalid(|c| c.geo.maxmind_download_url.clear());
+    assert!(e.contains("geo.maxmind_download_url"), "{e}");
+    let e = invalid(|c| c.geo.asn_edition_id = "../GeoLite2-ASN".into());
+    assert!(e.contains("geo.asn_edition_id"), "{e}");
+    let e = invalid(|c| c.geo.maxmind_license_key_env = String::new());
+    assert!(e.contains("geo.maxmind_license_key_env"), "{e}");
+    let e = invalid(|c| c.geo.geoipupdate_directory = Some(String::new()));
+    assert!(e.contains("geo.geoipupdate_directory"), "{e}");
+    assert!(
+        from_yaml("geo:\n  license_key: x\n").is_err(),
+        "unknown geo keys are refused"
+    );
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! The GeoLite2 databases of the Geo and Net checks: opening them, and keeping them fresh
 //! (download when missing or older than `max_age_days`, bounded in size, verified as a MaxMind DB
-//! and swapped in atomically, so a failed download never damages the file in use).
+//! and swapped in atomically, so a failed download never damages the file in use). A download
+//! comes from MaxMind's own service (a tar.gz behind the account's ID and licence key) or from a
+//! URL serving the `.mmdb` itself (a mirror).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -30,6 +32,12 @@ pub enum GeoIpError {
     /// The server answered with another status than 200.
     #[error("download failed: HTTP {0}")]
     Status(u16),
+    /// MaxMind refused the credentials (401) or the edition to this account (403).
+    #[error(
+        "download failed: HTTP {0}: MaxMind refused the account ID and licence key (check both, \
+         and that the account may download this edition)"
+    )]
+    Credentials(u16),
 }
 
 impl GeoIpError {
@@ -90,6 +98,61 @@ impl<K> std::fmt::Debug for MaxMindDatabase<K> {
     }
 }
 
+/// Where [`refresh_from`] downloads a database from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// A URL serving the `.mmdb` file itself (a mirror).
+    Url(&'a str),
+    /// MaxMind's download service.
+    MaxMind(MaxMindDownload<'a>),
+}
+
+/// One edition from MaxMind's download service: `GET <base_url>/<edition_id>/download?suffix=
+/// tar.gz` with HTTP basic authentication (account ID, licence key), answered with (a redirect
+/// to) a tar.gz holding `<edition_id>_<date>/<edition_id>.mmdb`, the layout `geoipupdate` reads.
+#[derive(Clone, Copy)]
+pub struct MaxMindDownload<'a> {
+    /// `https://download.maxmind.com/geoip/databases` in production.
+    pub base_url: &'a str,
+    /// `GeoLite2-City`, `GeoLite2-ASN`, ...
+    pub edition_id: &'a str,
+    /// The MaxMind account ID.
+    pub account_id: &'a str,
+    /// The licence key (never logged).
+    pub license_key: &'a str,
+}
+
+impl MaxMindDownload<'_> {
+    /// The edition's download URL (no credentials in it).
+    pub fn url(&self) -> String {
+        format!(
+            "{}/{}/download?suffix=tar.gz",
+            self.base_url.trim_end_matches('/'),
+            self.edition_id
+        )
+    }
+}
+
+impl std::fmt::Debug for MaxMindDownload<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaxMindDownload")
+            .field("url", &self.url())
+            .field("account_id", &self.account_id)
+            .field("license_key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Source<'_> {
+    /// The URL requested (no credentials in it), for logs.
+    pub fn url(&self) -> String {
+        match self {
+            Source::Url(url) => (*url).to_owned(),
+            Source::MaxMind(download) => download.url(),
+        }
+    }
+}
+
 /// What [`refresh`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refresh {
@@ -103,11 +166,7 @@ pub enum Refresh {
     },
 }
 
-/// Makes sure `path` holds a usable database: downloads `url` when the file is missing, or older
-/// than `max_age_days` (`None`: never re-download an existing file). The body is limited to
-/// `max_download_size` bytes and must be a 200 response that opens as a MaxMind DB; it is
-/// written to a temporary file beside `path`, synced, then renamed over it. On any error the
-/// existing file is left untouched. Timeouts are the `client`'s.
+/// [`refresh_from`] a URL serving the `.mmdb` itself.
 pub async fn refresh(
     path: &Path,
     url: &str,
@@ -115,23 +174,114 @@ pub async fn refresh(
     max_download_size: usize,
     client: &reqwest::Client,
 ) -> Result<Refresh, GeoIpError> {
+    refresh_from(
+        path,
+        &Source::Url(url),
+        max_age_days,
+        max_download_size,
+        client,
+    )
+    .await
+}
+
+/// Makes sure `path` holds a usable database: downloads it from `source` when the file is
+/// missing, or older than `max_age_days` (`None`: never re-download an existing file). The
+/// response must be a 200 of at most `max_download_size` bytes; from MaxMind, the edition's
+/// `.mmdb` is taken out of the tar.gz (itself at most `max_download_size` bytes, the whole
+/// archive at most twice that once decompressed). The database must open as a MaxMind DB; it is
+/// written to a temporary file beside `path`, synced, then renamed over it. On any error the
+/// existing file is left untouched. Timeouts are the `client`'s.
+pub async fn refresh_from(
+    path: &Path,
+    source: &Source<'_>,
+    max_age_days: Option<u32>,
+    max_download_size: usize,
+    client: &reqwest::Client,
+) -> Result<Refresh, GeoIpError> {
     if is_fresh(path, max_age_days).await {
         return Ok(Refresh::Fresh);
     }
-    let response = send_bounded(client.get(url), max_download_size)
+    let request = match source {
+        Source::Url(url) => client.get(*url),
+        Source::MaxMind(download) => client
+            .get(download.url())
+            .basic_auth(download.account_id, Some(download.license_key)),
+    };
+    let response = send_bounded(request, max_download_size)
         .await
         .map_err(|e| GeoIpError::Download(e.to_string()))?;
-    if response.status != 200 {
-        return Err(GeoIpError::Status(response.status));
+    match (source, response.status) {
+        (_, 200) => {}
+        (Source::MaxMind(_), status @ (401 | 403)) => {
+            return Err(GeoIpError::Credentials(status));
+        }
+        (_, status) => return Err(GeoIpError::Status(status)),
     }
     let body = response.body;
-    let bytes = body.len();
+    let edition = match source {
+        Source::Url(_) => None,
+        Source::MaxMind(download) => Some(download.edition_id.to_owned()),
+    };
     let target = path.to_owned();
-    tokio::task::spawn_blocking(move || install(&target, body))
-        .await
-        .map_err(|e| GeoIpError::Download(format!("install task failed: {e}")))??;
+    let bytes = tokio::task::spawn_blocking(move || {
+        let database = match edition {
+            Some(edition) => extract_mmdb(&body, &edition, max_download_size)?,
+            None => body,
+        };
+        let bytes = database.len();
+        install(&target, database).map(|()| bytes)
+    })
+    .await
+    .map_err(|e| GeoIpError::Download(format!("install task failed: {e}")))??;
     tracing::info!(path = %path.display(), bytes, "GeoIP database downloaded");
     Ok(Refresh::Downloaded { bytes })
+}
+
+/// The `<edition>.mmdb` file of a MaxMind tar.gz (in a dated directory), at most `max_bytes`;
+/// decompression stops at twice that, so a compressed bomb costs bounded work.
+pub fn extract_mmdb(
+    archive: &[u8],
+    edition: &str,
+    max_bytes: usize,
+) -> Result<Vec<u8>, GeoIpError> {
+    let wanted = format!("{edition}.mmdb");
+    let invalid = |e: std::io::Error| GeoIpError::Invalid(format!("not a tar.gz archive: {e}"));
+    let limit = (max_bytes as u64).saturating_mul(2);
+    let decompressed = flate2::read::GzDecoder::new(archive).take(limit);
+    let mut tar = tar::Archive::new(decompressed);
+    for entry in tar.entries().map_err(invalid)? {
+        let entry = entry.map_err(invalid)?;
+        let matches = entry.header().entry_type().is_file()
+            && entry
+                .path()
+                .ok()
+                .and_then(|path| path.file_name().map(|name| name == wanted.as_str()))
+                .unwrap_or(false);
+        if !matches {
+            continue;
+        }
+        let size = entry.size();
+        if size > max_bytes as u64 {
+            return Err(GeoIpError::Download(format!(
+                "{wanted} in the archive is too large: {size} bytes (limit {max_bytes})"
+            )));
+        }
+        let mut database = Vec::with_capacity(size as usize);
+        entry
+            .take(size)
+            .read_to_end(&mut database)
+            .map_err(invalid)?;
+        if database.len() as u64 != size {
+            return Err(GeoIpError::Invalid(format!(
+                "{wanted} is cut short in the archive ({} of {size} bytes)",
+                database.len()
+            )));
+        }
+        return Ok(database);
+    }
+    Err(GeoIpError::Invalid(format!(
+        "the archive holds no {wanted}"
+    )))
 }
 
 /// Whether `path` exists and needs no download.
