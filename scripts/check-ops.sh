@@ -22,7 +22,7 @@ for variant in bigbrotr lilbrotr; do
     fi
     grep -q "must be set in .env" "$tmp/out" || { cat "$tmp/out" >&2; exit 1; }
     # ... and accept it once every required value is filled in.
-    sed -E 's/^([A-Z_]*PASSWORD|NOSTR_PRIVATE_KEY)=$/\1=ci-placeholder/' "$dir/.env.example" >"$tmp/env"
+    sed -E 's/^([A-Z_]*PASSWORD|[A-Z_]*PRIVATE_KEY)=$/\1=ci-placeholder/' "$dir/.env.example" >"$tmp/env"
     (cd "$dir" && docker-compose --env-file "$tmp/env" config -q)
     # Every published port is bound to loopback (compose v1 prints them as HOST_IP:HOST:CONTAINER).
     (cd "$dir" && docker-compose --env-file "$tmp/env" config) \

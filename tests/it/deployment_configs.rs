@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use bigbrotr_api::ApiConfig;
 use bigbrotr_core::config::{self, Loaded, Validate};
 use bigbrotr_db::config::BrotrConfig;
+use bigbrotr_dvm::DvmConfig;
 use bigbrotr_finder::FinderConfig;
 use bigbrotr_monitor::MonitorConfig;
 use bigbrotr_monitor::config::{
@@ -139,7 +140,40 @@ fn every_deployment_config_loads_without_unknown_keys() {
         check_monitor(&dir.join("services/monitor.yaml"));
         check_refresher(&dir.join("services/refresher.yaml"));
         check_api(&dir.join("services/api.yaml"));
+        check_dvm(&dir.join("services/dvm.yaml"));
     }
+}
+
+/// A DVM file: valid, the `reader` role, metrics for the container, the original's key
+/// variable and kind, a pool as large as its workers, and the API's tables.
+fn check_dvm(path: &Path) {
+    let loaded: Loaded<DvmConfig> = config::load(path, "BIGBROTR_TEST_UNUSED_PREFIX__").unwrap();
+    check(&loaded, path);
+    let c = &loaded.config;
+    let at = path.display();
+    assert!(c.base.metrics.enabled, "{at}");
+    assert_eq!(c.base.metrics.host, "0.0.0.0", "{at}");
+    assert_eq!(c.base.pool.user.as_deref(), Some("reader"), "{at}");
+    assert_eq!(
+        c.base.pool.password_env.as_deref(),
+        Some("DB_READER_PASSWORD"),
+        "{at}"
+    );
+    assert_eq!(c.keys.keys_env, "NOSTR_PRIVATE_KEY", "{at}");
+    assert_eq!(c.kind, 5050, "{at}");
+    assert!(
+        c.limits.workers <= c.base.pool.max_size.unwrap_or(5) as usize,
+        "{at}: more workers than connections"
+    );
+    let api: Loaded<ApiConfig> = config::load(
+        &path.with_file_name("api.yaml"),
+        "BIGBROTR_TEST_UNUSED_PREFIX__",
+    )
+    .unwrap();
+    assert_eq!(
+        c.tables, api.config.tables,
+        "{at}: the same tables as the API"
+    );
 }
 
 /// An API file: valid, the read-only `reader` role with its password variable, metrics for the
@@ -413,7 +447,42 @@ fn compose_files_run_every_daemon_with_its_binary_role_ports_and_mounts() {
         check_refresher_service(&path, variant, &services["refresher"], base_port + 5);
         let api_port = if variant == "lilbrotr" { 8081 } else { 8080 };
         check_api_service(&path, variant, &services["api"], base_port + 6, api_port);
+        check_dvm_service(&path, variant, &services["dvm"], base_port + 7);
     }
+}
+
+/// The DVM's compose service: its binary, the reader role and a key of its own (both required,
+/// nothing else secret), metrics on loopback, a 30 s stop.
+fn check_dvm_service(path: &Path, variant: &str, service: &Value, metrics_port: u16) {
+    let at = format!("{}: dvm", path.display());
+    assert_eq!(strings(&service["command"]), ["bigbrotr-dvm"], "{at}");
+    assert_eq!(
+        service["container_name"].as_str(),
+        Some(format!("{variant}-dvm").as_str()),
+        "{at}"
+    );
+    assert_eq!(service["stop_grace_period"].as_str(), Some("30s"), "{at}");
+    let metrics = format!("127.0.0.1:${{DVM_METRICS_PORT:-{metrics_port}}}:8000");
+    assert_eq!(strings(&service["ports"]), [metrics.as_str()], "{at}");
+    let env = &service["environment"];
+    assert!(
+        env["DB_READER_PASSWORD"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("${DB_READER_PASSWORD:?")),
+        "{at}"
+    );
+    assert!(
+        env["NOSTR_PRIVATE_KEY"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("${DVM_PRIVATE_KEY:?")),
+        "{at}: a key of its own, required"
+    );
+    assert!(env.get("DB_WRITER_PASSWORD").is_none(), "{at}");
+    assert_eq!(
+        condition(service, "pgbouncer"),
+        Some("service_healthy"),
+        "{at}"
+    );
 }
 
 /// The API's compose service: its binary, the reader role (required password, no other), its

@@ -8,6 +8,7 @@
 mod analytics;
 mod api;
 mod dbkit;
+mod dvm;
 mod deployment_configs;
 mod deployment_prometheus;
 mod finder;

@@ -135,6 +135,18 @@ pub mod api {
     pub const TABLES_EXPOSED: &str = "tables_exposed";
 }
 
+/// `bigbrotr-dvm`, beyond the names it shares with the API.
+pub mod dvm {
+    /// Counter: jobs answered with a result.
+    pub const JOBS_ANSWERED: &str = "jobs_answered";
+    /// Counter: jobs refused by a rate limit or a full queue (a bounded feedback was sent).
+    pub const JOBS_REFUSED: &str = "jobs_refused";
+    /// Counter: requests ignored (another provider's, unreadable, already answered).
+    pub const JOBS_IGNORED: &str = "jobs_ignored";
+    /// Gauge: relays connected.
+    pub const RELAYS_CONNECTED: &str = "relays_connected";
+}
+
 /// Whether a `name` is a gauge or a counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -248,6 +260,10 @@ pub const CATALOGUE: &[Entry] = &[
     entry(API_DVM, Kind::Counter, api::REQUESTS_TOTAL),
     entry(API_DVM, Kind::Counter, api::REQUESTS_FAILED),
     entry(API_DVM, Kind::Gauge, api::TABLES_EXPOSED),
+    entry(&["dvm"], Kind::Counter, dvm::JOBS_ANSWERED),
+    entry(&["dvm"], Kind::Counter, dvm::JOBS_REFUSED),
+    entry(&["dvm"], Kind::Counter, dvm::JOBS_IGNORED),
+    entry(&["dvm"], Kind::Gauge, dvm::RELAYS_CONNECTED),
 ];
 
 /// The catalogue entry for `name` exported by `service`, if any (prefixes match their

@@ -363,6 +363,45 @@ pub fn looks_like_certificate_error(text: &str) -> bool {
     PATTERNS.iter().any(|p| lower.contains(p))
 }
 
+/// What a relay notification means to the holder of one live subscription.
+#[derive(Debug)]
+pub enum Notification {
+    /// An event of the subscription (verified by nostr-sdk).
+    Event(Box<nostr_sdk::Event>),
+    /// Anything else (notices, other subscriptions, AUTH).
+    Other,
+    /// The subscription is gone: the connection dropped, the relay closed the subscription, or
+    /// notifications were missed (lagged). Reconnect and subscribe again.
+    Lost,
+}
+
+/// Classifies one notification for `subscription`.
+pub fn classify(
+    note: Result<RelayNotification, broadcast::error::RecvError>,
+    subscription: &nostr_sdk::SubscriptionId,
+) -> Notification {
+    use nostr_sdk::prelude::{RelayMessage, RelayStatus};
+    match note {
+        Ok(RelayNotification::Event {
+            subscription_id,
+            event,
+        }) if &subscription_id == subscription => Notification::Event(event),
+        Ok(RelayNotification::RelayStatus { status }) => match status {
+            RelayStatus::Disconnected | RelayStatus::Terminated | RelayStatus::Banned => {
+                Notification::Lost
+            }
+            _ => Notification::Other,
+        },
+        Ok(RelayNotification::Message {
+            message: RelayMessage::Closed {
+                subscription_id, ..
+            },
+        }) if subscription_id.as_ref() == subscription => Notification::Lost,
+        Ok(RelayNotification::Shutdown) | Err(_) => Notification::Lost,
+        Ok(_) => Notification::Other,
+    }
+}
+
 /// Events returned by [`RelayConnection::fetch_events`].
 #[derive(Debug, Clone, Default)]
 pub struct FetchedEvents {
@@ -436,6 +475,51 @@ impl RelayConnection {
             }
         }
         Ok(fetched)
+    }
+
+    /// Opens a live subscription for `filter` (kept open: stored events, EOSE, then new ones);
+    /// its events arrive through [`RelayConnection::take_notifications`], verified by nostr-sdk.
+    pub async fn subscribe(
+        &self,
+        filter: Filter,
+    ) -> Result<nostr_sdk::SubscriptionId, ConnectError> {
+        self.relay
+            .subscribe(filter, nostr_sdk::SubscribeOptions::default())
+            .await
+            .map_err(|e| ConnectError::Connect(error_chain(&e)))
+    }
+
+    /// The stored events matching `filter`, until EOSE or `timeout`, verified by nostr-sdk.
+    pub async fn query(
+        &self,
+        filter: Filter,
+        timeout: Duration,
+    ) -> Result<Vec<nostr_sdk::Event>, ConnectError> {
+        let events = self
+            .relay
+            .fetch_events(filter, timeout, ReqExitPolicy::ExitOnEOSE)
+            .await
+            .map_err(|e| ConnectError::Connect(error_chain(&e)))?;
+        Ok(events.into_iter().collect())
+    }
+
+    /// Sends `event` and waits at most `timeout` for the relay's `OK`; a refusal is an error
+    /// with the relay's message (NIP-42 AUTH is answered first when keys are configured).
+    pub async fn send(
+        &self,
+        event: &nostr_sdk::Event,
+        timeout: Duration,
+    ) -> Result<(), ConnectError> {
+        match tokio::time::timeout(timeout, self.relay.send_event(event)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(ConnectError::Connect(error_chain(&error))),
+            Err(_) => Err(ConnectError::Timeout(timeout)),
+        }
+    }
+
+    /// Whether the connection is still up.
+    pub fn is_connected(&self) -> bool {
+        self.relay.is_connected()
     }
 
     /// Closes the connection and drops everything the client held.
