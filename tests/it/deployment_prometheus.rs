@@ -1,5 +1,5 @@
 //! The deployments' monitoring stack against running daemons: the daemon binaries (finder,
-//! validator, monitor, synchronizer, refresher) run on a test database with their metrics on
+//! validator, monitor, synchronizer, refresher, api, dvm) run on a test database with their metrics on
 //! loopback, the Debian `prometheus-postgres-exporter` reads that database as `reader` with the
 //! deployments' `queries.yaml`, and the Debian `prometheus` scrapes them all with the
 //! deployments' `prometheus.yml` and alert rules (targets and intervals rewritten for loopback).
@@ -13,9 +13,10 @@
 //!   daemon metric in `bigbrotr_core::metrics::names::CATALOGUE`, an exporter metric in
 //!   `queries.yaml` or exported by the exporter, or one of Prometheus' own (`up`, `ALERTS`).
 //!
-//! Selectors of the API and DVM (`service="api"`, `service=~"api|dvm"`) are checked by name
-//! only while no API daemon runs here, and `ALERTS` (series only while an alert is pending or
-//! firing) by name. Nothing leaves 127.0.0.0/8: the relays are onions behind
+//! The API and the DVM run too (the API is sent a served page and a client error on every
+//! round; the DVM's only relay is unreachable): their selectors must return data, except those
+//! no quiet test can feed (5xx responses, DVM jobs), which are checked by name, as `ALERTS`
+//! (series only while an alert is pending or firing) is. Nothing leaves 127.0.0.0/8: the relays are onions behind
 //! a closed loopback SOCKS5 port, clearnet is disabled, and the Geo and Net checks (GeoLite files)
 //! are off.
 //!
@@ -37,12 +38,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::fixtures::relay;
 
 /// The daemons started, each with its metrics port.
-const DAEMONS: [&str; 5] = [
+const DAEMONS: [&str; 7] = [
     "finder",
     "validator",
     "monitor",
     "synchronizer",
     "refresher",
+    "api",
+    "dvm",
 ];
 
 /// Onion relays (the only enabled network; reached through a closed loopback proxy).
@@ -129,6 +132,26 @@ fn require_program(names: &[&str]) -> PathBuf {
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
+}
+
+/// A free port whose successor is free too.
+fn free_port_pair() -> u16 {
+    loop {
+        let port = free_port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// One GET to the API (its answer is not needed: the request is what the metrics count).
+async fn api_request(port: u16, path: &str) {
+    if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut sink = Vec::new();
+        let _ = stream.read_to_end(&mut sink).await;
+    }
 }
 
 fn replace_all(text: &str, from: &str, to: &str, origin: &str) -> String {
@@ -419,9 +442,15 @@ fn daemon_config(daemon: &str, port: u16, dead_proxy: u16) -> Value {
             "relay_list": {"enabled": false},
         }),
         "refresher" => json!({"pool": {"max_size": 2}}),
+        // The API on the port after its metrics port; the DVM's only relay is an onion behind
+        // the dead proxy (it keeps retrying), its announcement off.
+        "api" => json!({"host": "127.0.0.1", "port": port + 1, "pool": {"user": "reader"},
+                        "tables": {"relay": {"enabled": true}}}),
+        "dvm" => json!({"relays": [RELAYS[0]], "announce": false, "pool": {"user": "reader"},
+                        "tables": {"relay": {"enabled": true}}}),
         _ => json!({}),
     };
-    if daemon == "refresher" {
+    if daemon == "refresher" || daemon == "api" {
         config.as_object_mut().unwrap().remove("networks");
     }
     for (key, value) in extra.as_object().unwrap() {
@@ -475,7 +504,12 @@ async fn deployment_alerts_and_dashboards_query_metrics_the_running_daemons_expo
     let mut processes = Vec::new();
     let mut ports = Vec::new();
     for daemon in DAEMONS {
-        let port = free_port();
+        // Two free ports in a row for the API (metrics, then HTTP).
+        let port = if daemon == "api" {
+            free_port_pair()
+        } else {
+            free_port()
+        };
         ports.push(port);
         let config = dir.join(format!("{daemon}.yaml"));
         std::fs::write(&config, daemon_config(daemon, port, dead_proxy).to_string()).unwrap();
@@ -538,7 +572,6 @@ async fn deployment_alerts_and_dashboards_query_metrics_the_running_daemons_expo
             "/etc/prometheus/rules/*.yml".to_owned(),
             dir.join("rules/*.yml").display().to_string(),
         ),
-        ("api:8000".to_owned(), format!("127.0.0.1:{dead_target}")),
         (
             "alertmanager:9093".to_owned(),
             format!("127.0.0.1:{dead_target}"),
@@ -620,10 +653,14 @@ async fn deployment_alerts_and_dashboards_query_metrics_the_running_daemons_expo
     // Every daemon completed a cycle, the exporter answered, and enough samples for rate().
     let deadline = Instant::now() + Duration::from_secs(180);
     let mut ready_since = None;
+    let api_port = ports[DAEMONS.iter().position(|d| *d == "api").unwrap()] + 1;
     loop {
         for process in &mut processes {
             process.assert_running();
         }
+        // API traffic: served pages and a client error, for its request and latency series.
+        api_request(api_port, "/v1/relay?limit=1").await;
+        api_request(api_port, "/v1/nope").await;
         let cycles = query(
             prometheus_port,
             r#"service_gauge{name="last_cycle_timestamp"}"#,
@@ -686,7 +723,7 @@ async fn deployment_alerts_and_dashboards_query_metrics_the_running_daemons_expo
                 problems.push(format!("{what}: {problem}"));
             }
             // ALERTS has series only while an alert is pending or firing.
-            if (selector.api_only() && selector.metric != "up") || selector.metric == "ALERTS" {
+            if selector.metric == "ALERTS" {
                 by_name_only.insert(selector.text());
                 continue;
             }
@@ -694,21 +731,25 @@ async fn deployment_alerts_and_dashboards_query_metrics_the_running_daemons_expo
                 Ok(series) if !series.is_empty() => {
                     selectors_with_data.insert(selector.text());
                 }
+                // The API and DVM serve what clients ask: a quiet test has no 5xx, no DVM job.
+                Ok(_) if selector.api_only() => {
+                    by_name_only.insert(selector.text());
+                }
                 Ok(_) => problems.push(format!("{what}: {} has no data", selector.text())),
                 Err(error) => problems.push(format!("{what}: {}: {error}", selector.text())),
             }
         }
-        if *needs_data && !api_only {
-            if result.is_empty() {
-                problems.push(format!("{what}: {expr} returned no data"));
-            } else {
+        if *needs_data {
+            if !result.is_empty() {
                 panel_data += 1;
+            } else if !api_only {
+                problems.push(format!("{what}: {expr} returned no data"));
             }
         }
     }
     println!(
         "{} alert expressions and {} panel queries evaluated; {panel_data} panel queries returned \
-         data; {} selectors returned data; {} API/DVM selectors checked by name only: {:?}",
+         data; {} selectors returned data; {} selectors checked by name only: {:?}",
         alerts.len(),
         panels.len(),
         selectors_with_data.len(),
