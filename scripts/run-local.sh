@@ -4,7 +4,7 @@
 # Without BROTR_CONFIG: starts (or reuses) a PostgreSQL cluster under .data/pg on a Unix socket,
 # creates the `bigbrotr` database, writes .data/config/{brotr.yaml,services/*.yaml}, applies the
 # migrations, runs the seeder once with the default seed file, then the continuous daemons that
-# exist today (finder, validator, monitor, synchronizer, refresher, api) until Ctrl-C. With ONCE=1 each
+# exist today (finder, validator, monitor, synchronizer, refresher, api, dvm) until Ctrl-C. With ONCE=1 each
 # daemon runs one cycle and exits. They run side by side: on a fresh database the monitor's and the
 # synchronizer's first cycles find few or no relays (only those the validator has promoted by
 # then); with many relays the synchronizer's cycle may last up to timeouts.max_duration (4 h).
@@ -22,7 +22,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 cargo build --release -q -p bigbrotr-migrate -p bigbrotr-seeder -p bigbrotr-finder -p bigbrotr-validator \
-    -p bigbrotr-monitor -p bigbrotr-synchronizer -p bigbrotr-refresher -p bigbrotr-api
+    -p bigbrotr-monitor -p bigbrotr-synchronizer -p bigbrotr-refresher -p bigbrotr-api -p bigbrotr-dvm
 bin="$root/target/release"
 
 config_dir="$root/.data/config"
@@ -101,6 +101,12 @@ if [ ! -s "$monitor_key_file" ]; then
     (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$monitor_key_file")
 fi
 monitor_key=$(<"$monitor_key_file")
+# The DVM's, likewise (a key of its own).
+dvm_key_file="$root/.data/dvm.key"
+if [ ! -s "$dvm_key_file" ]; then
+    (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$dvm_key_file")
+fi
+dvm_key=$(<"$dvm_key_file")
 
 cat >"$config_dir/services/synchronizer.yaml" <<YAML
 # Written by scripts/run-local.sh: metrics on 127.0.0.1:8004; clearnet only (no Tor here).
@@ -154,12 +160,45 @@ tables:
   relay_uptime: {enabled: true}
 YAML
 
+cat >"$config_dir/services/dvm.yaml" <<YAML
+# Written by scripts/run-local.sh: NIP-90 jobs on the default public relays (retried with backoff
+# while unreachable) under a throwaway key (.data/dvm.key), every table; no announcement, so
+# nobody is pointed at a local DVM; metrics on 127.0.0.1:8007.
+announce: false
+metrics:
+  enabled: true
+  port: 8007
+pool:
+  max_size: 3
+tables:
+  relay: {enabled: true}
+  metadata: {enabled: true}
+  relay_metadata: {enabled: true}
+  event: {enabled: true}
+  event_relay: {enabled: true}
+  relay_metadata_latest: {enabled: true}
+  event_stats: {enabled: true}
+  relay_stats: {enabled: true}
+  kind_counts: {enabled: true}
+  kind_counts_by_relay: {enabled: true}
+  pubkey_counts: {enabled: true}
+  pubkey_counts_by_relay: {enabled: true}
+  network_stats: {enabled: true}
+  event_daily_counts: {enabled: true}
+  events_replaceable_latest: {enabled: true}
+  events_addressable_latest: {enabled: true}
+  relay_software_counts: {enabled: true}
+  supported_nip_counts: {enabled: true}
+  relay_uptime_daily: {enabled: true}
+  relay_uptime: {enabled: true}
+YAML
+
 once=()
 if [ "${ONCE:-0}" = 1 ]; then
     once=(--once)
 fi
 pids=()
-for daemon in finder validator monitor synchronizer refresher api; do
+for daemon in finder validator monitor synchronizer refresher api dvm; do
     key=()
     if [ "$daemon" = monitor ]; then
         key=(NOSTR_PRIVATE_KEY="$monitor_key")
@@ -167,6 +206,8 @@ for daemon in finder validator monitor synchronizer refresher api; do
         key=("${refresher_user[@]}")
     elif [ "$daemon" = api ]; then
         key=("${reader_user[@]}" BIGBROTR_SERVICE__PORT="$api_port")
+    elif [ "$daemon" = dvm ]; then
+        key=("${reader_user[@]}" NOSTR_PRIVATE_KEY="$dvm_key")
     fi
     env "${key[@]}" "$bin/bigbrotr-$daemon" "${once[@]}" --brotr-config "$BROTR_CONFIG" \
         --config "$config_dir/services/$daemon.yaml" &

@@ -855,7 +855,9 @@ fn run_local_configs_load_and_the_local_monitor_publishes_nothing() {
     for needed in [
         "-p bigbrotr-refresher",
         "-p bigbrotr-api",
-        "for daemon in finder validator monitor synchronizer refresher api; do",
+        "-p bigbrotr-dvm",
+        "for daemon in finder validator monitor synchronizer refresher api dvm; do",
+        "key=(\"${reader_user[@]}\" NOSTR_PRIVATE_KEY=\"$dvm_key\")",
         "reader_user=(BIGBROTR_SERVICE__POOL__USER=reader)",
         "refresher_user=(BIGBROTR_SERVICE__POOL__USER=refresher)",
     ] {
@@ -872,7 +874,8 @@ fn run_local_configs_load_and_the_local_monitor_publishes_nothing() {
             "monitor",
             "synchronizer",
             "refresher",
-            "api"
+            "api",
+            "dvm"
         ]
     );
     for (name, yaml) in configs {
@@ -926,6 +929,14 @@ fn run_local_configs_load_and_the_local_monitor_publishes_nothing() {
                         "{origin}: {table}"
                     );
                 }
+                loaded.unknown_keys
+            }
+            "dvm" => {
+                let loaded = load::<DvmConfig>(yaml, &origin);
+                let c = &loaded.config;
+                assert!(!c.announce, "{origin}: a throwaway key announces nothing");
+                assert_eq!(c.base.metrics.port, 8007);
+                assert!(c.limits.workers <= c.base.pool.max_size.unwrap_or(5) as usize);
                 loaded.unknown_keys
             }
             other => panic!("run-local.sh writes an unexpected {other}.yaml"),
