@@ -20,6 +20,7 @@ use bigbrotr_synchronizer::{CycleReport, Synchronizer, SynchronizerConfig};
 use bigbrotr_testkit::TestDb;
 use bigbrotr_testkit::relays::{
     HostilePeer, Hostility, Middlebox, MiddleboxOptions, TestCa, TestRelay, TlsFront,
+    hidden_by_middlebox,
 };
 use bigbrotr_testkit::tcp::TcpProxy;
 use bigbrotr_utils::network::NetworksConfig;
@@ -739,4 +740,110 @@ async fn cursors_of_deleted_relays_are_cleaned_up() {
     let synchronizer = Synchronizer::new(config(500), lab.connector(None));
     assert_eq!(synchronizer.cleanup_cursors(&ctx).await.unwrap(), 1);
     assert!(cursors(&db).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_relay_whose_pages_come_back_short_while_older_events_remain_is_archived_completely() {
+    let db = TestDb::new().await;
+    let keys = Keys::generate();
+    let mut lab = Lab::new();
+    // 2,000 events, two to a second, pages of at most 100; the middlebox hides the same tenth of
+    // them from every page after the relay applied its limit, so pages come back short (about
+    // 90 events, never the same count twice in a row) while older events remain.
+    let events = notes(&keys, 0, 2000, 2);
+    let served: Vec<nostr::Event> = events
+        .iter()
+        .filter(|e| !hidden_by_middlebox(&e.id.to_bytes(), 10))
+        .cloned()
+        .collect();
+    assert!((1700..1900).contains(&served.len()), "{}", served.len());
+    let (url, _middlebox) = lab
+        .relay_behind(
+            "shortpages",
+            RelayBuilder::default().max_filter_limit(100),
+            &events,
+            MiddleboxOptions {
+                drop_events_one_in: Some(10),
+                ..MiddleboxOptions::default()
+            },
+        )
+        .await;
+    add_relays(&db, &[&url]).await;
+
+    let report = run(&db, config(500), lab.connector(None)).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    let stored = archived(&db, &url).await;
+    assert_eq!(
+        stored.len(),
+        served.len(),
+        "every event the relay serves is archived"
+    );
+    assert_eq!(stored, ids(&served));
+    assert_eq!(
+        assert_cursor_behind_archive(&db, &url, &served).await,
+        Some(T_END)
+    );
+    assert_eq!(report.unresolved_seconds, 0);
+}
+
+#[tokio::test]
+async fn a_relay_streaming_invalid_frames_fails_within_the_timeout_and_is_counted() {
+    let db = TestDb::new().await;
+    let mut lab = Lab::new();
+    let garbage = HostilePeer::start(Hostility::GarbageStream).await;
+    let url = lab.front("garbage", garbage.address()).await;
+    add_relays(&db, &[&url]).await;
+    let mut config = config(500);
+    // Long enough to tell the bound apart from the network's 2 s timeout.
+    config.timeouts.idle = 30.0;
+    let ctx = context(db.brotr());
+    let started = std::time::Instant::now();
+    let report = Synchronizer::new(config, lab.connector(None))
+        .synchronize(&ctx)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(report.failed, 1, "{report:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the relay held its task for {took:?}"
+    );
+    let error = outcome(&report, &url).error.clone().unwrap();
+    assert!(error.contains("invalid"), "{error}");
+    assert_eq!(ctx.metrics.counter("relay_failures_invalid_frames"), 1);
+    assert!(cursors(&db).await.is_empty());
+}
+
+/// Peak resident set size of this process in MiB since the last reset.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib / 1024.0
+}
+
+#[tokio::test]
+async fn a_relay_serving_8_mib_events_stays_within_the_memory_of_the_benchmark() {
+    let db = TestDb::new().await;
+    let mut lab = Lab::new();
+    // 40 events of 8 MiB for every REQ: 320 MiB a page.
+    let huge = HostilePeer::start(Hostility::HugeEvents {
+        count: 40,
+        created_at: T0 + 10,
+    })
+    .await;
+    let url = lab.front("huge", huge.address()).await;
+    add_relays(&db, &[&url]).await;
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let before = peak_rss_mib();
+    let report = run(&db, config(500), lab.connector(None)).await;
+    let peak = peak_rss_mib();
+    // The synchronizer benchmark's peak RSS for 200,000 events (docs/benchmarks.md), with the
+    // hostile relay and its TLS front in this same process.
+    assert!(
+        peak < 68.0,
+        "peak RSS {peak:.0} MiB (before the cycle: {before:.0} MiB)"
+    );
+    assert!(archived(&db, &url).await.is_empty());
+    assert!(report.rejections.oversized >= 40, "{report:?}");
 }

@@ -11,6 +11,10 @@ use nostr::{Filter, JsonUtil};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The default `processing.max_event_size`: strfry's default `maxEventSize`, so an event a
+/// common relay would accept is archived and a hostile one cannot make pages of GiB.
+pub const DEFAULT_MAX_EVENT_SIZE: u64 = 65_536;
+
 /// `synchronizer.yaml`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -48,7 +52,8 @@ pub struct ProcessingConfig {
     pub batch_size: u32,
     /// Retry a clearnet relay whose certificate is rejected without verification.
     pub allow_insecure: bool,
-    /// Largest accepted event JSON in bytes (≥ 1024; `null` = no limit).
+    /// Largest accepted event JSON in bytes (≥ 1024; `null` = no limit beyond the transport's
+    /// 8 MiB frame bound). Default 65,536, strfry's `maxEventSize` (the original has none).
     pub max_event_size: Option<u64>,
 }
 
@@ -62,7 +67,7 @@ impl Default for ProcessingConfig {
             end_lag: 86_400,
             batch_size: 1000,
             allow_insecure: false,
-            max_event_size: None,
+            max_event_size: Some(DEFAULT_MAX_EVENT_SIZE),
         }
     }
 }
@@ -290,6 +295,7 @@ mod tests {
         assert_eq!(config.processing.limit, 500);
         assert_eq!(config.processing.end_lag, 86_400);
         assert_eq!(config.processing.batch_size, 1000);
+        assert_eq!(config.processing.max_event_size, Some(65_536));
         assert_eq!(config.timeouts.idle, 300.0);
         assert_eq!(config.timeouts.max_duration, 14_400.0);
         assert_eq!(config.keys.keys_env, "NOSTR_PRIVATE_KEY");

@@ -25,7 +25,9 @@ use bigbrotr_models::relay::{NetworkType, Relay};
 use bigbrotr_models::service_state::{Cursor, ServiceName};
 use bigbrotr_utils::network::NetworkSemaphores;
 use bigbrotr_utils::relay::Connector;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -37,6 +39,10 @@ use crate::writer::{Message, WriterReport};
 
 /// Messages (pages or window ends) queued between the relay tasks and the writer at most.
 pub const CHANNEL_CAPACITY: usize = 64;
+
+/// Bytes of EVENT frames queued between the relay tasks and the writer at most (pages being
+/// verified included); a task whose page does not fit waits.
+pub const CHANNEL_BYTES: usize = 64 * 1024 * 1024;
 
 /// How often the writer commits finished windows even when its batch is not full.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -61,6 +67,8 @@ pub struct RelayOutcome {
     pub stats: WalkStats,
     /// Why it stopped early, if it did.
     pub error: Option<String>,
+    /// The reason, short and bounded (`connect`, `timeout`, `invalid_frames`, ...).
+    pub reason: Option<&'static str>,
 }
 
 /// What one cycle did.
@@ -171,6 +179,7 @@ impl Synchronizer {
         let deadline = Instant::now() + Duration::from_secs_f64(self.config.timeouts.max_duration);
 
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let queued_bytes = Arc::new(Semaphore::new(CHANNEL_BYTES));
         let batch_size = self.config.processing.batch_size as usize;
         let writer = tokio::spawn(writer::run(ctx.brotr.clone(), rx, batch_size, FLUSH_EVERY));
 
@@ -207,7 +216,7 @@ impl Synchronizer {
                         relay_settings,
                         end_time,
                         deadline,
-                        tx.clone(),
+                        (tx.clone(), queued_bytes.clone()),
                     ));
                 }
             }
@@ -284,6 +293,17 @@ impl Synchronizer {
         for (reason, count) in report.rejections.by_reason() {
             m.inc_counter(&format!("{}{reason}", names::EVENTS_REJECTED_PREFIX), count);
         }
+        for reason in names::RELAY_FAILURE_REASONS {
+            let count = report
+                .relays
+                .iter()
+                .filter(|r| r.reason == Some(reason))
+                .count();
+            m.inc_counter(
+                &format!("{}{reason}", names::RELAY_FAILURES_PREFIX),
+                count as u64,
+            );
+        }
     }
 
     /// Archives one relay under its network's concurrency; never fails the cycle.
@@ -294,7 +314,7 @@ impl Synchronizer {
         settings: RelaySettings,
         end_time: i64,
         deadline: Instant,
-        tx: mpsc::Sender<Message>,
+        (tx, queued_bytes): (mpsc::Sender<Message>, Arc<Semaphore>),
     ) -> impl Future<Output = (NetworkType, RelayOutcome)> + Send + 'static {
         let connector = self.connector.clone();
         let semaphores = self.semaphores.clone();
@@ -307,39 +327,45 @@ impl Synchronizer {
                 url: url.clone(),
                 stats: WalkStats::default(),
                 error: None,
+                reason: None,
             };
             let result = async {
                 let _permit = semaphores
                     .acquire(network)
                     .await
-                    .ok_or_else(|| format!("network {network} is not operational"))?;
+                    .ok_or_else(|| ("network", format!("network {network} is not operational")))?;
                 if shutdown.is_cancelled() {
-                    return Err("stopped before the start".to_owned());
+                    return Err(("stopped", "stopped before the start".to_owned()));
                 }
                 let wait = match settings.timeout {
                     Some(wait) => wait,
-                    None => connector.timeout(network).map_err(|e| e.to_string())?,
+                    None => connector
+                        .timeout(network)
+                        .map_err(|e| ("network", e.to_string()))?,
                 };
                 let mut session = connector
                     .open_session(&plan.relay)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| ("connect", e.to_string()))?;
+                session.set_bounds(walk::session_bounds(max_event_size));
                 let limits = WalkLimits {
                     wait,
                     max_event_size,
                     deadline,
                     shutdown,
+                    queued_bytes,
                 };
                 let mut walk = Walk::new(&mut session, plan.relay.clone(), settings, limits, tx);
                 let result = walk.run(plan.start, end_time).await;
                 outcome.stats = walk.stats;
                 session.close().await;
-                result.map_err(|e: WalkError| e.to_string())
+                result.map_err(|e: WalkError| (e.reason(), e.to_string()))
             }
             .await;
-            if let Err(error) = result {
-                tracing::info!(relay = url.as_str(), error = %error, windows = outcome.stats.windows, "relay_sync_failed");
+            if let Err((reason, error)) = result {
+                tracing::info!(relay = url.as_str(), reason, error = %error, windows = outcome.stats.windows, "relay_sync_failed");
                 outcome.error = Some(error);
+                outcome.reason = Some(reason);
             } else {
                 tracing::debug!(
                     relay = url.as_str(),

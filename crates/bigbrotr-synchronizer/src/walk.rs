@@ -22,15 +22,16 @@
 //! request is bounded in time (`wait` per message, `idle` per request) and size.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bigbrotr_core::clock;
 use bigbrotr_models::relay::Relay;
 use bigbrotr_models::service_state::{Cursor, ServiceName, ServiceState};
 use bigbrotr_utils::relay::Session;
-use bigbrotr_utils::relay::session::SessionError;
+use bigbrotr_utils::relay::session::{Bounds, SessionError};
 use nostr::{EventId, Filter, Timestamp};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +49,33 @@ pub const WINDOW_DONE_ID: &str = "ffffffffffffffffffffffffffffffffffffffffffffff
 
 /// Most ids one second may list through negentropy.
 const MAX_SECOND_IDS: usize = 1_000_000;
+
+/// Most bytes of EVENT frames one response may hold. A larger response is asked again with half
+/// the `limit` (down to [`MIN_LIMIT`]); at the smallest limit it fails the relay.
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// The smallest `limit` a response too large in bytes is retried with.
+const MIN_LIMIT: usize = 10;
+
+/// Bytes an EVENT frame may have beyond `max_event_size` (the envelope and the subscription id)
+/// before it is dropped unparsed.
+const FRAME_ENVELOPE: usize = 1024;
+
+/// A page holding only one second is "crowded" (listed with NIP-77) when it holds at least
+/// half of the largest page the relay has returned and at least this many events.
+const CROWDED_MIN: usize = 10;
+
+/// The session bounds of a walk with `max_event_size`.
+pub fn session_bounds(max_event_size: Option<u64>) -> Bounds {
+    Bounds {
+        max_event_frame: max_event_size.map(|size| {
+            usize::try_from(size)
+                .unwrap_or(usize::MAX)
+                .saturating_add(FRAME_ENVELOPE)
+        }),
+        max_response_bytes: MAX_RESPONSE_BYTES,
+    }
+}
 
 /// Where the walk of a relay with `cursor` starts: after a completed window, the next second;
 /// after an event cursor (as the original writes), that event's second again.
@@ -95,6 +123,18 @@ pub enum WalkError {
     WriterGone,
 }
 
+impl WalkError {
+    /// A short, bounded name for counting failures by reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            WalkError::Relay(e) => e.reason(),
+            WalkError::Idle(_) => "idle",
+            WalkError::Stopped(_) => "stopped",
+            WalkError::WriterGone => "writer",
+        }
+    }
+}
+
 /// The limits of a walk.
 #[derive(Debug, Clone)]
 pub struct WalkLimits {
@@ -106,6 +146,8 @@ pub struct WalkLimits {
     pub deadline: Instant,
     /// Shutdown.
     pub shutdown: CancellationToken,
+    /// The bytes of pages queued for the writer (shared by every relay task).
+    pub queued_bytes: Arc<Semaphore>,
 }
 
 /// The shape of a page, for the window logic: unique in-range events.
@@ -134,6 +176,8 @@ pub struct Walk<'a> {
     limits: WalkLimits,
     tx: mpsc::Sender<Message>,
     page_size: Vec<usize>,
+    /// The REQ limit, halved after a response too large in bytes.
+    limit: usize,
     /// The statistics so far (also meaningful after an error).
     pub stats: WalkStats,
 }
@@ -148,7 +192,9 @@ impl<'a> Walk<'a> {
         tx: mpsc::Sender<Message>,
     ) -> Self {
         let filters = settings.filters.len();
+        let limit = settings.limit;
         Self {
+            limit,
             session,
             relay,
             settings,
@@ -218,7 +264,10 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
-    /// Reads `[since, until]` for filter `index`, newest first.
+    /// Reads `[since, until]` for filter `index`, newest first. Each page asks `until` = the
+    /// oldest second of the previous page (that second may have been cut), so the descent ends
+    /// when the relay answers with nothing older than its `until` (or nothing at all), whatever
+    /// the size of its pages.
     async fn descend(
         &mut self,
         index: usize,
@@ -229,17 +278,26 @@ impl<'a> Walk<'a> {
         let mut pages = 0;
         loop {
             self.check_stop()?;
-            let limit = self.settings.limit;
-            let filter = self.window_filter(index, since, upper).limit(limit);
-            let shape = self.fetch(&filter, since, upper, limit).await?;
+            let shape = self.fetch_page(index, since, upper).await?;
             pages += 1;
-            let (Some(oldest), Some(newest)) = (shape.oldest, shape.newest) else {
+            let Some(oldest) = shape.oldest else {
                 return Ok(Descent::Complete { pages });
             };
             let known = &mut self.page_size[index];
-            let full = shape.count >= *known;
             *known = (*known).max(shape.count);
-            if !full {
+            let known = *known;
+            if oldest >= upper {
+                // Nothing older than `upper`: the descent is done, unless that second holds
+                // more events than a page shows (a crowded second).
+                let at_oldest = shape.ids_at_oldest.len();
+                if at_oldest >= CROWDED_MIN.min(self.limit) && at_oldest * 2 >= known {
+                    self.resolve_second(index, oldest, &shape.ids_at_oldest)
+                        .await?;
+                    if oldest > since {
+                        upper = oldest - 1;
+                        continue;
+                    }
+                }
                 return Ok(Descent::Complete { pages });
             }
             // A first page that covers a small part of a wide window: the window would take
@@ -253,20 +311,37 @@ impl<'a> Walk<'a> {
                     width: covered.saturating_mul(8),
                 });
             }
-            if oldest == newest {
-                self.resolve_second(index, oldest, &shape.ids_at_oldest)
-                    .await?;
-                if oldest <= since {
-                    return Ok(Descent::Complete { pages });
-                }
-                upper = oldest - 1;
-            } else {
-                upper = oldest;
-            }
+            upper = oldest;
             if pages >= MAX_WINDOW_PAGES {
                 return Ok(Descent::TooDeep {
                     width: ((until - upper) / 2).max(1),
                 });
+            }
+        }
+    }
+
+    /// One page of filter `index` in `[since, until]` at the current limit; a response too
+    /// large in bytes is asked again with half the limit.
+    async fn fetch_page(
+        &mut self,
+        index: usize,
+        since: i64,
+        until: i64,
+    ) -> Result<PageShape, WalkError> {
+        loop {
+            let limit = self.limit;
+            let filter = self.window_filter(index, since, until).limit(limit);
+            match self.fetch(&filter, since, until, limit).await {
+                Err(WalkError::Relay(SessionError::TooLarge(bytes))) if limit > MIN_LIMIT => {
+                    self.limit = (limit / 2).max(MIN_LIMIT);
+                    tracing::debug!(
+                        relay = self.relay.url(),
+                        bytes,
+                        limit = self.limit,
+                        "response_too_large_limit_halved"
+                    );
+                }
+                other => return other,
             }
         }
     }
@@ -311,7 +386,7 @@ impl<'a> Walk<'a> {
             .map(EventId::from_byte_array)
             .filter(|id| !have.contains(id))
             .collect();
-        let chunk = self.page_size[index].clamp(1, self.settings.limit.max(1));
+        let chunk = self.page_size[index].clamp(1, self.limit.max(1));
         for ids in missing.chunks(chunk) {
             self.check_stop()?;
             let mut by_id = filter.clone();
@@ -338,6 +413,7 @@ impl<'a> Walk<'a> {
             self.session.query(filter, self.limits.wait, max_events),
         )
         .await?;
+        let bytes = response.bytes;
         let mut seen = HashSet::with_capacity(response.events.len());
         let mut received = Vec::with_capacity(response.events.len());
         let mut shape = PageShape {
@@ -372,9 +448,21 @@ impl<'a> Walk<'a> {
         let check = filter.clone();
         let max_event_size = self.limits.max_event_size;
         let malformed = response.malformed as u64;
+        let oversized = response.oversized as u64;
+        // The page's bytes are held until the writer has taken its events: pages queued for
+        // the writer are bounded in bytes, not only in number.
+        let permits = u32::try_from(bytes.min(MAX_RESPONSE_BYTES)).unwrap_or(u32::MAX);
+        let queued = self
+            .limits
+            .queued_bytes
+            .clone()
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|_| WalkError::WriterGone)?;
         let verified = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let (events, rejections) = verify_page(received, &check, max_event_size, malformed);
+            let (events, mut rejections) = verify_page(received, &check, max_event_size, malformed);
+            rejections.oversized += oversized;
             (events, rejections, started.elapsed())
         });
         self.tx
@@ -382,6 +470,7 @@ impl<'a> Walk<'a> {
                 relay: self.relay.clone(),
                 seen_at: clock::now(),
                 verified,
+                queued,
             })
             .await
             .map_err(|_| WalkError::WriterGone)?;

@@ -11,7 +11,7 @@ use bigbrotr_models::event::Event;
 use bigbrotr_models::event_relay::EventRelay;
 use bigbrotr_models::relay::Relay;
 use bigbrotr_models::service_state::ServiceState;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::verify::Rejections;
@@ -27,6 +27,8 @@ pub(crate) enum Message {
         seen_at: i64,
         /// The verification job (with the time it took).
         verified: JoinHandle<(Vec<Event>, Rejections, Duration)>,
+        /// The page's bytes in the queue's byte budget, released once its events are taken.
+        queued: OwnedSemaphorePermit,
     },
     /// A window is complete: its cursor may be stored once the events before it are.
     WindowDone(ServiceState),
@@ -91,10 +93,12 @@ pub(crate) async fn run(
                 relay,
                 seen_at,
                 verified,
+                queued,
             } => {
                 let (events, rejections, took) = verified.await.map_err(|e| {
                     anyhow::anyhow!("verification of a page from {} failed: {e}", relay.url())
                 })?;
+                drop(queued);
                 report.verify_time += took;
                 let tally = report.relays.entry(relay.url().to_owned()).or_default();
                 tally.valid += events.len() as u64;

@@ -214,6 +214,17 @@ pub enum Hostility {
     Flood,
     /// Accepts TCP and sends bytes that are not HTTP.
     NotHttp,
+    /// Completes the handshake and, from the first message on, streams invalid frames without
+    /// end (not JSON, wrong arrays, binary noise, 10 KB of junk), never a valid message.
+    GarbageStream,
+    /// Completes the handshake and answers every REQ with `count` EVENT frames of about 8 MiB
+    /// each (events at second `created_at`, their ids and signatures not valid), then EOSE.
+    HugeEvents {
+        /// EVENT frames per REQ.
+        count: usize,
+        /// Their `created_at`.
+        created_at: u64,
+    },
 }
 
 /// A hostile peer on 127.0.0.1; stops when dropped.
@@ -300,6 +311,56 @@ async fn serve_hostile(mut stream: tokio::net::TcpStream, hostility: Hostility) 
                 }
             }
         }
+        Hostility::GarbageStream => {
+            let _ = ws.next().await;
+            let junk = "#".repeat(10 * 1024);
+            loop {
+                for text in GARBAGE.iter().copied().chain([junk.as_str()]) {
+                    if ws.send(Message::text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                if ws.send(Message::binary(vec![0xff_u8; 64])).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Hostility::HugeEvents { count, created_at } => {
+            // Just under the transport's 8 MiB message bound.
+            let content = "x".repeat(8 * 1024 * 1024 - 4096);
+            while let Some(Ok(message)) = ws.next().await {
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let Ok(serde_json::Value::Array(items)) =
+                    serde_json::from_str::<serde_json::Value>(&text)
+                else {
+                    continue;
+                };
+                if items.first().and_then(|v| v.as_str()) != Some("REQ") {
+                    continue;
+                }
+                let sub = items.get(1).and_then(|v| v.as_str()).unwrap_or_default();
+                for n in 0..count {
+                    let frame = format!(
+                        "[\"EVENT\",\"{sub}\",{{\"id\":\"{n:064x}\",\"pubkey\":\"{pk}\",\"created_at\":{created_at},\"kind\":1,\"tags\":[],\"content\":\"{content}\",\"sig\":\"{sig}\"}}]",
+                        pk = "ab".repeat(32),
+                        sig = "cd".repeat(64),
+                    );
+                    if ws.send(Message::text(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                if ws
+                    .send(Message::text(format!("[\"EOSE\",\"{sub}\"]")))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
         Hostility::SilentSocket | Hostility::NotHttp => {}
     }
 }
@@ -314,6 +375,16 @@ pub struct MiddleboxOptions {
     pub cut_first_connection_after: Option<usize>,
     /// Answer NEG-OPEN with a NOTICE instead of forwarding it, like a relay without NIP-77.
     pub refuse_negentropy: bool,
+    /// Never deliver the events whose id's first byte is a multiple of `n` (about one in `n`
+    /// for `n` of 10 and more): the same events on every request, dropped after the relay
+    /// applied the `limit`, so pages come back short while older events remain (as relays that
+    /// hide expired, deleted or muted events do).
+    pub drop_events_one_in: Option<u8>,
+}
+
+/// Whether a middlebox with `drop_events_one_in: Some(n)` hides the event with `id`.
+pub fn hidden_by_middlebox(id: &[u8; 32], n: u8) -> bool {
+    n > 0 && id[0].is_multiple_of(n)
 }
 
 /// A WebSocket proxy in front of a real relay; stops when dropped.
@@ -385,6 +456,12 @@ impl Drop for Middlebox {
     }
 }
 
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
 async fn middle(
     stream: tokio::net::TcpStream,
     backend: SocketAddr,
@@ -450,6 +527,17 @@ async fn middle(
                 .and_then(|v| v.as_str())
                 .unwrap_or_default()
                 .to_owned();
+            if kind == "EVENT"
+                && let Some(n) = options.drop_events_one_in
+                && let Some(id) = items
+                    .get(2)
+                    .and_then(|e| e.get("id"))
+                    .and_then(|v| v.as_str())
+                    .and_then(|hex| <[u8; 32]>::try_from(hex_bytes(hex).as_slice()).ok())
+                && hidden_by_middlebox(&id, n)
+            {
+                continue;
+            }
             if options.reverse_stored_events && kind == "EVENT" {
                 held.entry(sub).or_default().push(message.clone());
                 continue;

@@ -110,6 +110,29 @@ pub mod synchronizer {
         "invalid_signature",
         "unstorable",
     ];
+    /// Counter prefix: relays that failed or stopped early, `relay_failures_<reason>` for each
+    /// of [`RELAY_FAILURE_REASONS`] (the relay and the error are in the `relay_sync_failed`
+    /// log line).
+    pub const RELAY_FAILURES_PREFIX: &str = "relay_failures_";
+    /// Why a relay's walk ends early: its network, the connection, a wait without a valid
+    /// message, the connection lost, the subscription closed, NIP-42 AUTH, too many events,
+    /// a response too large in bytes, too many invalid frames, a NIP-77 error, a request longer
+    /// than `idle`, shutdown or `max_duration`, the database writer gone.
+    pub const RELAY_FAILURE_REASONS: [&str; 13] = [
+        "network",
+        "connect",
+        "timeout",
+        "connection",
+        "closed",
+        "auth",
+        "flood",
+        "too_large",
+        "invalid_frames",
+        "negentropy",
+        "idle",
+        "stopped",
+        "writer",
+    ];
 }
 
 /// `bigbrotr-refresher`.
@@ -248,6 +271,14 @@ pub const CATALOGUE: &[Entry] = &[
             &["synchronizer"],
             Kind::Counter,
             synchronizer::EVENTS_REJECTED_PREFIX,
+        )
+    },
+    Entry {
+        prefix: true,
+        ..entry(
+            &["synchronizer"],
+            Kind::Counter,
+            synchronizer::RELAY_FAILURES_PREFIX,
         )
     },
     entry(&["refresher"], Kind::Gauge, refresher::VIEWS_TOTAL),

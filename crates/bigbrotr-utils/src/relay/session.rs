@@ -1,8 +1,9 @@
 //! A lean NIP-01 reading session for bulk archiving: one WebSocket, one REQ at a time, every
 //! EVENT handed back unverified with its frame size (the caller verifies in parallel and counts
 //! what it drops), NIP-42 AUTH answered when keys are given, and NIP-77 negentropy to list the
-//! ids of a filter beyond any `limit`. Every wait is bounded by the caller's timeout and every
-//! response by a maximum event count.
+//! ids of a filter beyond any `limit`. Every wait is bounded by the caller's timeout (only a
+//! valid message counts as an answer: invalid frames neither extend it nor go on for ever, see
+//! [`MAX_INVALID_FRAMES`]) and every response by a maximum event count and [`Bounds`] in bytes.
 //!
 //! nostr-sdk's client verifies and deduplicates events on its own task and drops invalid ones
 //! without telling the caller, which makes per-relay rejection counts impossible and keeps
@@ -20,12 +21,36 @@ use nostr_sdk::prelude::{
     SubscriptionId,
 };
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::transport::{HandshakeHeaders, RawSocket};
 
 /// Largest negentropy frame we send (the relay answers in frames of its own choosing).
 const NEGENTROPY_FRAME_LIMIT: u64 = 60_000;
+
+/// Invalid frames (not a NIP-01 relay message: not JSON, unknown arrays, binary noise) one
+/// request may receive before the relay is failed; they never count as an answer.
+pub const MAX_INVALID_FRAMES: usize = 64;
+
+/// Byte bounds of a session's responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// EVENT frames longer than this are dropped unparsed and counted as
+    /// [`Response::oversized`] (`None`: only the transport's frame bound applies).
+    pub max_event_frame: Option<usize>,
+    /// Most bytes of EVENT frames one response may hold; beyond it the request fails with
+    /// [`SessionError::TooLarge`].
+    pub max_response_bytes: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            max_event_frame: None,
+            max_response_bytes: usize::MAX,
+        }
+    }
+}
 
 /// Why a session request failed. Each is a recorded failure of the relay, never fatal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +76,28 @@ pub enum SessionError {
     /// A negentropy message could not be decoded or reconciled.
     #[error("negentropy: {0}")]
     Negentropy(String),
+    /// The relay sent more than [`MAX_INVALID_FRAMES`] invalid frames for one request.
+    #[error("more than {0} invalid frames for one request")]
+    InvalidFrames(usize),
+    /// The events of one response took more than [`Bounds::max_response_bytes`].
+    #[error("response larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+impl SessionError {
+    /// A short, bounded name for counting failures by reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SessionError::Timeout(_) => "timeout",
+            SessionError::Connection(_) => "connection",
+            SessionError::Closed(_) => "closed",
+            SessionError::AuthRequired | SessionError::AuthRejected(_) => "auth",
+            SessionError::Flood(_) => "flood",
+            SessionError::Negentropy(_) => "negentropy",
+            SessionError::InvalidFrames(_) => "invalid_frames",
+            SessionError::TooLarge(_) => "too_large",
+        }
+    }
 }
 
 /// An event as received: parsed, not yet verified.
@@ -69,6 +116,10 @@ pub struct Response {
     pub events: Vec<Received>,
     /// EVENT messages for this subscription that were not valid event JSON.
     pub malformed: usize,
+    /// EVENT frames longer than [`Bounds::max_event_frame`], dropped unparsed.
+    pub oversized: usize,
+    /// Bytes of the EVENT frames kept in `events`.
+    pub bytes: usize,
 }
 
 /// One open reading session.
@@ -84,6 +135,9 @@ pub struct Session {
     next_subscription: u64,
     insecure: bool,
     headers: HandshakeHeaders,
+    bounds: Bounds,
+    /// Invalid frames received for the current request.
+    invalid_frames: usize,
 }
 
 /// The relay's answer to an EVENT we sent (NIP-01 `OK`).
@@ -109,7 +163,14 @@ impl Session {
             next_subscription: 0,
             insecure: false,
             headers: HandshakeHeaders::default(),
+            bounds: Bounds::default(),
+            invalid_frames: 0,
         }
+    }
+
+    /// Bounds every later response in bytes.
+    pub fn set_bounds(&mut self, bounds: Bounds) {
+        self.bounds = bounds;
     }
 
     pub(crate) fn with_headers(mut self, headers: HandshakeHeaders) -> Self {
@@ -153,20 +214,32 @@ impl Session {
             .map_err(|e| SessionError::Connection(e.to_string()))
     }
 
-    /// The next text message, waiting at most `wait`.
-    async fn next_text(&mut self, wait: Duration) -> Result<String, SessionError> {
-        let deadline = Instant::now() + wait;
+    /// Counts one invalid frame of the current request; too many fail it.
+    fn invalid_frame(&mut self) -> Result<(), SessionError> {
+        self.invalid_frames += 1;
+        if self.invalid_frames > MAX_INVALID_FRAMES {
+            return Err(SessionError::InvalidFrames(MAX_INVALID_FRAMES));
+        }
+        Ok(())
+    }
+
+    /// The next text message before `deadline` (a timeout reports `wait`, the caller's bound).
+    /// Binary frames that are not UTF-8 are invalid frames.
+    async fn next_text(
+        &mut self,
+        deadline: Instant,
+        wait: Duration,
+    ) -> Result<Utf8Bytes, SessionError> {
         loop {
             let message = tokio::time::timeout_at(deadline, self.socket.next())
                 .await
                 .map_err(|_| SessionError::Timeout(wait))?;
             match message {
-                Some(Ok(Message::Text(text))) => return Ok(text.as_str().to_owned()),
-                Some(Ok(Message::Binary(bytes))) => {
-                    if let Ok(text) = String::from_utf8(bytes.to_vec()) {
-                        return Ok(text);
-                    }
-                }
+                Some(Ok(Message::Text(text))) => return Ok(text),
+                Some(Ok(Message::Binary(bytes))) => match Utf8Bytes::try_from(bytes) {
+                    Ok(text) => return Ok(text),
+                    Err(_) => self.invalid_frame()?,
+                },
                 Some(Ok(Message::Close(frame))) => {
                     let reason = frame.map_or_else(String::new, |f| f.reason.to_string());
                     return Err(SessionError::Connection(format!(
@@ -229,10 +302,12 @@ impl Session {
             self.send_auth().await?;
         }
         while !self.authenticated {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let text = self.next_text(remaining).await?;
-            if let Ok(message) = RelayMessage::from_json(&text) {
-                self.handle_common(&message).await?;
+            let text = self.next_text(deadline, wait).await?;
+            match RelayMessage::from_json(text.as_str()) {
+                Ok(message) => {
+                    self.handle_common(&message).await?;
+                }
+                Err(_) => self.invalid_frame()?,
             }
         }
         Ok(())
@@ -261,22 +336,43 @@ impl Session {
         first_only: bool,
     ) -> Result<Response, SessionError> {
         let mut auth_retried = false;
+        self.invalid_frames = 0;
         'request: loop {
             let id = self.subscription("s");
             self.send(ClientMessage::req(id.clone(), vec![filter.clone()]))
                 .await?;
             let mut response = Response::default();
+            // Only a valid message for this session moves the deadline.
+            let mut deadline = Instant::now() + wait;
             loop {
-                let text = self.next_text(wait).await?;
-                let message = match RelayMessage::from_json(&text) {
+                let text = self.next_text(deadline, wait).await?;
+                if let Some(max) = self.bounds.max_event_frame
+                    && text.len() > max
+                {
+                    // Dropped before parsing: only the start of the frame is looked at.
+                    if starts_as_event_for(text.as_str(), &id) {
+                        check_count(&response, max_events)?;
+                        response.oversized += 1;
+                        deadline = Instant::now() + wait;
+                    } else {
+                        self.invalid_frame()?;
+                    }
+                    continue;
+                }
+                let message = match RelayMessage::from_json(text.as_str()) {
                     Ok(message) => message,
                     Err(_) => {
-                        if is_event_for(&text, &id) {
+                        if is_event_for(text.as_str(), &id) {
+                            check_count(&response, max_events)?;
                             response.malformed += 1;
+                            deadline = Instant::now() + wait;
+                        } else {
+                            self.invalid_frame()?;
                         }
                         continue;
                     }
                 };
+                deadline = Instant::now() + wait;
                 if self.handle_common(&message).await? {
                     continue;
                 }
@@ -285,9 +381,14 @@ impl Session {
                         subscription_id,
                         event,
                     } if *subscription_id == id => {
-                        if response.events.len() >= max_events {
+                        if let Err(e) = check_count(&response, max_events) {
                             let _ = self.send(ClientMessage::close(id)).await;
-                            return Err(SessionError::Flood(max_events));
+                            return Err(e);
+                        }
+                        response.bytes += text.len();
+                        if response.bytes > self.bounds.max_response_bytes {
+                            let _ = self.send(ClientMessage::close(id)).await;
+                            return Err(SessionError::TooLarge(self.bounds.max_response_bytes));
                         }
                         response.events.push(Received {
                             event: event.into_owned(),
@@ -343,12 +444,14 @@ impl Session {
     ) -> Result<Published, SessionError> {
         let mut auth_retried = false;
         let mut auth_requested = false;
+        self.invalid_frames = 0;
+        let wait = deadline.saturating_duration_since(Instant::now());
         'send: loop {
             self.send(ClientMessage::event(event.clone())).await?;
             loop {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                let text = self.next_text(remaining).await?;
-                let Ok(message) = RelayMessage::from_json(&text) else {
+                let text = self.next_text(deadline, wait).await?;
+                let Ok(message) = RelayMessage::from_json(text.as_str()) else {
+                    self.invalid_frame()?;
                     continue;
                 };
                 if self.handle_common(&message).await? {
@@ -419,15 +522,19 @@ impl Session {
         .await?;
         let mut have: Vec<Id> = Vec::new();
         let mut need: Vec<Id> = Vec::new();
+        self.invalid_frames = 0;
+        let mut deadline = Instant::now() + wait;
         loop {
-            let text = match self.next_text(wait).await {
+            let text = match self.next_text(deadline, wait).await {
                 Ok(text) => text,
                 Err(SessionError::Timeout(_)) => return Ok(None),
                 Err(e) => return Err(e),
             };
-            let Ok(message) = RelayMessage::from_json(&text) else {
+            let Ok(message) = RelayMessage::from_json(text.as_str()) else {
+                self.invalid_frame()?;
                 continue;
             };
+            deadline = Instant::now() + wait;
             if self.handle_common(&message).await? {
                 continue;
             }
@@ -482,6 +589,25 @@ impl Session {
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.socket.close(None)).await;
     }
+}
+
+/// Fails a response that already holds `max_events` events (valid, malformed or oversized).
+fn check_count(response: &Response, max_events: usize) -> Result<(), SessionError> {
+    if response.events.len() + response.malformed + response.oversized >= max_events {
+        return Err(SessionError::Flood(max_events));
+    }
+    Ok(())
+}
+
+/// Whether an (oversized) frame starts as an EVENT message for subscription `id`: only its
+/// first bytes are read.
+fn starts_as_event_for(text: &str, id: &SubscriptionId) -> bool {
+    let head: String = text
+        .chars()
+        .take(64 + id.as_str().len())
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    head.starts_with(&format!("[\"EVENT\",\"{}\",", id.as_str()))
 }
 
 /// Whether `text` looks like an EVENT message for subscription `id` (for counting malformed
