@@ -7,10 +7,11 @@
 
 mod analytics;
 mod api;
+mod config_dropin;
 mod dbkit;
-mod dvm;
 mod deployment_configs;
 mod deployment_prometheus;
+mod dvm;
 mod finder;
 mod fixtures;
 mod functions;

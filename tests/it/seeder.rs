@@ -210,7 +210,7 @@ fn write_configs(dir: &TempDir, db: &TestDb, seed: &Path) -> (PathBuf, PathBuf) 
     let brotr = dir.write(
         "config/brotr.yaml",
         &format!(
-            "pool:\n  database:\n    host: {}\n    port: {}\n    database: {}\n    user: {}\n    password_env: {}\n",
+            "pool:\n  database:\n    host: {}\n    port: {}\n    database: {}\n    user: {}\n    password_env: \"{}\"\n",
             config.pool.database.host,
             config.pool.database.port,
             config.pool.database.database,

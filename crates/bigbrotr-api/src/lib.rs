@@ -44,6 +44,22 @@ impl Daemon for Api {
     const NAME: ServiceName = ServiceName::Api;
     type Config = ApiConfig;
 
+    fn check_with_brotr(
+        config: &ApiConfig,
+        brotr: &bigbrotr_db::config::BrotrConfig,
+    ) -> Result<(), bigbrotr_core::config::ConfigError> {
+        let pool = brotr.pool.limits.max_size;
+        if let Some(slots) = config.max_concurrent_queries
+            && slots > pool
+        {
+            return Err(bigbrotr_core::config::ConfigError(format!(
+                "max_concurrent_queries ({slots}) is larger than the pool (pool.max_size \
+                 {pool}): queries past the pool would wait for a connection, not a slot"
+            )));
+        }
+        Ok(())
+    }
+
     fn base(config: &ApiConfig) -> &BaseServiceConfig {
         &config.base
     }

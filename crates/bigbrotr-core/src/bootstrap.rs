@@ -19,7 +19,6 @@ use crate::config::{self, BROTR_ENV_PREFIX, Loaded, SERVICE_ENV_PREFIX};
 use crate::logging;
 use crate::metrics::Metrics;
 use crate::runner::{self, Context, Daemon, Schedule};
-use crate::secrets;
 
 /// Installs rustls' process-wide crypto provider (ring). Every binary calls this first: TLS
 /// clients built without it panic at first use.
@@ -74,21 +73,23 @@ pub async fn run_with_cli<D: Daemon>(cli: Cli) -> ExitCode {
         tracing::error!(target: "cli", error = %error, "config_invalid");
         return ExitCode::from(1);
     }
+    if let Err(error) = D::check_with_brotr(&service_config, &brotr_config) {
+        tracing::error!(target: "cli", error = %error, "config_invalid");
+        return ExitCode::from(1);
+    }
 
     let shutdown = CancellationToken::new();
     let signal = Arc::new(AtomicI32::new(0));
     spawn_signal_handler(shutdown.clone(), signal.clone());
 
-    let password_env = brotr_config.pool.database.password_env.clone();
-    let password = secrets::from_env(&password_env);
-    if password.is_none() {
-        tracing::warn!(
-            target: "cli",
-            password_env = %password_env,
-            "password_env_not_set: connecting without a password"
-        );
-    }
-    let brotr = match Brotr::connect(brotr_config, password.as_ref().map(|s| s.expose())).await {
+    let password = match brotr_config.pool.database.resolve_password() {
+        Ok(password) => password,
+        Err(error) => {
+            tracing::error!(target: "cli", error = %error, "config_invalid");
+            return ExitCode::from(1);
+        }
+    };
+    let brotr = match Brotr::connect(brotr_config, password.as_deref()).await {
         Ok(brotr) => brotr,
         Err(error) => {
             tracing::error!(target: "cli", error = %error, "database_connect_failed");

@@ -75,6 +75,8 @@ where
         .map_err(|e| ConfigError(format!("cannot serialise defaults: {e}")))?;
     let mut unknown_keys = Vec::new();
     unknown_paths(&defaults, &yaml, "", &mut unknown_keys);
+    let mut yaml = yaml;
+    coerce_like_pydantic(&defaults, &mut yaml);
     let config: T = Figment::from(Serialized::defaults(T::default()))
         .merge(Serialized::defaults(yaml))
         .merge(Env::prefixed(env_prefix).split("__"))
@@ -120,6 +122,74 @@ pub fn parse_yaml(text: &str, path: &Path) -> Result<Value, ConfigError> {
             "{}: the configuration must be a YAML mapping",
             path.display()
         ))),
+    }
+}
+
+/// Converts the values pydantic (the original's validation, lax mode) converts, by the type of the
+/// setting's default: a numeric string (`"300"`, `" 1.5 "`) or a float without a fraction
+/// (`100.0`) for an integer, a numeric string for a float, `"true"`/`"yes"`/`"on"`/`"1"` and
+/// their opposites (any case) or 0/1 for a boolean. Anything else is left for the type check,
+/// which names the key. Settings whose default is null (optional ones) are not converted.
+pub fn coerce_like_pydantic(defaults: &Value, given: &mut Value) {
+    match (defaults, given) {
+        (Value::Object(known), Value::Object(given)) => {
+            for (key, value) in given.iter_mut() {
+                if let Some(default) = known.get(key) {
+                    coerce_like_pydantic(default, value);
+                }
+            }
+        }
+        (Value::Array(known), Value::Array(given)) => {
+            if let Some(first) = known.first() {
+                for value in given.iter_mut() {
+                    coerce_like_pydantic(first, value);
+                }
+            }
+        }
+        (Value::Number(default), given) => {
+            let integer = default.is_i64() || default.is_u64();
+            let converted = match &*given {
+                Value::String(text) => {
+                    let text = text.trim();
+                    if integer {
+                        text.parse::<i64>().ok().map(Value::from)
+                    } else {
+                        text.parse::<f64>()
+                            .ok()
+                            .filter(|f| f.is_finite())
+                            .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
+                    }
+                }
+                Value::Number(number) if integer && number.is_f64() => number
+                    .as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| Value::from(f as i64)),
+                Value::Bool(flag) if integer => Some(Value::from(i64::from(*flag))),
+                _ => None,
+            };
+            if let Some(value) = converted {
+                *given = value;
+            }
+        }
+        (Value::Bool(_), given) => {
+            let converted = match &*given {
+                Value::String(text) => match text.trim().to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "on" | "1" | "t" | "y" => Some(true),
+                    "false" | "no" | "off" | "0" | "f" | "n" => Some(false),
+                    _ => None,
+                },
+                Value::Number(number) => match number.as_i64() {
+                    Some(1) => Some(true),
+                    Some(0) => Some(false),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(flag) = converted {
+                *given = Value::Bool(flag);
+            }
+        }
+        _ => {}
     }
 }
 

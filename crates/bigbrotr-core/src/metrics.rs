@@ -81,14 +81,29 @@ impl Validate for MetricsConfig {
                 self.path
             )));
         }
-        if self.host.parse::<std::net::IpAddr>().is_err() {
+        if !is_host(&self.host) {
             return Err(ConfigError(format!(
-                "metrics.host {:?} must be an IP address",
+                "metrics.host {:?} must be an IP address or a host name",
                 self.host
             )));
         }
         Ok(())
     }
+}
+
+/// An IP address or a DNS host name (`localhost`, as the original accepts): what a listener can
+/// bind to after resolution.
+pub fn is_host(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>().is_ok()
+        || (!host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            }))
 }
 
 type Labels = Vec<(String, String)>;
@@ -250,11 +265,8 @@ impl Metrics {
         config: &MetricsConfig,
         shutdown: CancellationToken,
     ) -> std::io::Result<SocketAddr> {
-        let ip: std::net::IpAddr = config
-            .host
-            .parse()
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let listener = tokio::net::TcpListener::bind((ip, config.port)).await?;
+        // A host name (`localhost`) is resolved; the first address that binds serves.
+        let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await?;
         let address = listener.local_addr()?;
         let app = Router::new()
             .route(&config.path, get(metrics_handler))
@@ -408,10 +420,18 @@ mod tests {
         config.port = 80;
         assert!(config.validate().unwrap_err().0.contains("metrics.port"));
         config = MetricsConfig {
-            host: "localhost".into(),
+            host: "not a host!".into(),
             ..MetricsConfig::default()
         };
         assert!(config.validate().unwrap_err().0.contains("metrics.host"));
+        // The original binds host names too.
+        for host in ["localhost", "metrics.internal", "::1", "0.0.0.0"] {
+            config = MetricsConfig {
+                host: host.into(),
+                ..MetricsConfig::default()
+            };
+            config.validate().unwrap();
+        }
         config = MetricsConfig {
             path: "/health".into(),
             ..MetricsConfig::default()

@@ -58,6 +58,16 @@ pub trait Daemon: Sized + Send {
     /// The keys every service has.
     fn base(config: &Self::Config) -> &BaseServiceConfig;
 
+    /// Checks the service's keys against `brotr.yaml`'s (after the `pool:` overrides): a
+    /// mismatch that would fail every cycle (a chunk larger than `batch.max_size`, more
+    /// concurrent work than pooled connections) is refused at start, naming both keys.
+    fn check_with_brotr(
+        _config: &Self::Config,
+        _brotr: &bigbrotr_db::config::BrotrConfig,
+    ) -> Result<(), crate::config::ConfigError> {
+        Ok(())
+    }
+
     /// Builds the service (after the database is reachable).
     fn build(
         config: Self::Config,

@@ -39,7 +39,7 @@ pub struct PoolConfig {
 }
 
 /// `pool.database` — the server and the credentials' location.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DatabaseConfig {
     /// Host name, IP address, or an absolute directory holding a Unix socket.
@@ -50,8 +50,26 @@ pub struct DatabaseConfig {
     pub database: String,
     /// Role to log in as.
     pub user: String,
-    /// Name of the environment variable that holds the password.
+    /// Name of the environment variable that holds the password. An unset variable is an
+    /// error, as in the original, unless `password` is given; `""` means no password at all
+    /// (trust or peer authentication on a local socket; the original has no such setting).
     pub password_env: String,
+    /// The password itself (6.6.9 accepts it; an environment variable is the better place).
+    /// Never logged.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password_env", &self.password_env)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Default for DatabaseConfig {
@@ -62,6 +80,29 @@ impl Default for DatabaseConfig {
             database: "bigbrotr".into(),
             user: "admin".into(),
             password_env: "DB_ADMIN_PASSWORD".into(),
+            password: None,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The password to log in with: `password` when given, else the variable `password_env`
+    /// names (unset: an error naming it), none when `password_env` is empty.
+    pub fn resolve_password(&self) -> Result<Option<String>, DbError> {
+        if let Some(password) = self.password.as_ref().filter(|p| !p.is_empty()) {
+            return Ok(Some(password.clone()));
+        }
+        let name = self.password_env.trim();
+        if name.is_empty() {
+            return Ok(None);
+        }
+        match std::env::var(name) {
+            Ok(value) if !value.is_empty() => Ok(Some(value)),
+            _ => Err(DbError::Config(format!(
+                "pool.database.password_env: the environment variable {name} is not set (set \
+                 it, give pool.database.password, or set password_env to \"\" to log in \
+                 without a password)"
+            ))),
         }
     }
 }
@@ -284,11 +325,6 @@ impl BrotrConfig {
                 "pool.database.user must not be empty".into(),
             ));
         }
-        if db.password_env.trim().is_empty() {
-            return Err(DbError::Config(
-                "pool.database.password_env must not be empty".into(),
-            ));
-        }
         let limits = &self.pool.limits;
         check_range("pool.limits.min_size", limits.min_size, 1, 100)?;
         check_range("pool.limits.max_size", limits.max_size, 1, 200)?;
@@ -364,6 +400,25 @@ impl BrotrConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_password_is_the_literal_the_variable_or_explicitly_none() {
+        let mut db = DatabaseConfig {
+            password_env: "BIGBROTR_UNIT_TEST_NEVER_SET".into(),
+            ..DatabaseConfig::default()
+        };
+        // An unset variable is an error naming it, as in the original.
+        let error = db.resolve_password().unwrap_err().to_string();
+        assert!(error.contains("BIGBROTR_UNIT_TEST_NEVER_SET"), "{error}");
+        // 6.6.9's literal `password` is used (and never printed).
+        db.password = Some("s3cret".into());
+        assert_eq!(db.resolve_password().unwrap().as_deref(), Some("s3cret"));
+        assert!(!format!("{db:?}").contains("s3cret"));
+        // An empty variable name: no password (trust or peer authentication).
+        db.password = None;
+        db.password_env = String::new();
+        assert_eq!(db.resolve_password().unwrap(), None);
+    }
 
     #[test]
     fn defaults_match_the_original() {

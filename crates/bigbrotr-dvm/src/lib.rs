@@ -259,6 +259,21 @@ impl Daemon for Dvm {
     const NAME: ServiceName = ServiceName::Dvm;
     type Config = DvmConfig;
 
+    fn check_with_brotr(
+        config: &DvmConfig,
+        brotr: &bigbrotr_db::config::BrotrConfig,
+    ) -> Result<(), bigbrotr_core::config::ConfigError> {
+        let pool = brotr.pool.limits.max_size as usize;
+        if config.limits.workers > pool {
+            return Err(bigbrotr_core::config::ConfigError(format!(
+                "limits.workers ({}) is larger than the pool (pool.max_size {pool}): jobs would \
+                 wait for a connection and time out",
+                config.limits.workers
+            )));
+        }
+        Ok(())
+    }
+
     fn base(config: &DvmConfig) -> &BaseServiceConfig {
         &config.base
     }
@@ -295,7 +310,10 @@ impl Daemon for Dvm {
             // Not a failed cycle: the listeners keep reconnecting with backoff, and the
             // relays_connected gauge says it (a cycle failure would stop the daemon after
             // max_consecutive_failures outages of its relays).
-            tracing::warn!(relays = self.shared.config.relays.len(), "no_relay_connected");
+            tracing::warn!(
+                relays = self.shared.config.relays.len(),
+                "no_relay_connected"
+            );
         }
         Ok(())
     }

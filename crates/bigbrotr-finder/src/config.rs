@@ -193,11 +193,12 @@ impl Validate for FinderConfig {
                 return Err(ConfigError(format!("{key}.url must not be empty")));
             }
             range(&format!("{key}.timeout"), source.timeout, 0.1, 120.0)?;
+            // The original's range (0.1–60) and its rule (at most `timeout`).
             range(
                 &format!("{key}.connect_timeout"),
                 source.connect_timeout,
                 0.1,
-                source.timeout,
+                source.timeout.min(60.0),
             )?;
             jmespath::compile(&source.expression).map_err(|e| {
                 ConfigError(format!(
@@ -292,6 +293,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(slow.0.contains("connect_timeout"), "{slow}");
+        // The original's upper bound of 60 s holds even under a longer timeout.
+        let long = parse(
+            "api:\n  sources:\n    - url: https://x.example.com\n      expression: '[*]'\n      timeout: 120\n      connect_timeout: 61\n",
+        )
+        .unwrap_err();
+        assert!(long.0.contains("connect_timeout"), "{long}");
+        parse(
+            "api:\n  sources:\n    - url: https://x.example.com\n      expression: '[*]'\n      timeout: 120\n      connect_timeout: 60\n",
+        )
+        .unwrap();
     }
 
     #[test]

@@ -72,12 +72,8 @@ async fn migrate_main(cli: &MigrateCli) -> anyhow::Result<()> {
     // One connection is all the step needs; the lock serialises concurrent runs.
     brotr_config.pool.limits.min_size = 1;
     brotr_config.pool.limits.max_size = 1;
-    let password = secrets::from_env(&brotr_config.pool.database.password_env);
-    let pool = bigbrotr_db::pool::connect(
-        &brotr_config.pool,
-        password.as_ref().map(secrets::Secret::expose),
-    )
-    .await?;
+    let password = brotr_config.pool.database.resolve_password()?;
+    let pool = bigbrotr_db::pool::connect(&brotr_config.pool, password.as_deref()).await?;
     if cli.check {
         let result = migrate::check_schema(&pool).await;
         pool.close().await;

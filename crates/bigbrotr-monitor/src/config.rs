@@ -41,7 +41,7 @@ pub struct MonitorConfig {
 
 /// One flag per metadata type (`compute`, `store`, `include`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct MetadataFlags {
     /// NIP-11.
     pub nip11_info: bool,
@@ -104,7 +104,7 @@ impl MetadataFlags {
 
 /// Retry policy of one check type.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct RetryConfig {
     /// Retries after the first attempt (0–10).
     pub max_attempts: u32,
@@ -137,7 +137,7 @@ impl RetryConfig {
 
 /// `processing.retries`: one policy per type.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct RetriesConfig {
     /// NIP-11.
     pub nip11_info: RetryConfig,
@@ -218,7 +218,7 @@ pub const GEOLITE_MIRROR: &str = "https://github.com/P3TERX/GeoLite.mmdb/raw/dow
 /// files of a `geoipupdate` directory (no download); else MaxMind's own download when its
 /// credentials are in the environment; else a URL serving the `.mmdb` (a mirror, opt-in).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct GeoConfig {
     /// City database file.
     pub city_database_path: String,
@@ -372,7 +372,7 @@ impl GeoConfig {
 
 /// `dns:` — which name servers the DNS check asks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct DnsConfig {
     /// `ip:port` of the name servers (empty = the system's `/etc/resolv.conf`).
     pub nameservers: Vec<String>,
@@ -393,7 +393,7 @@ fn default_publishing_relays() -> Vec<String> {
 
 /// `publishing:`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct PublishingConfig {
     /// Relays the events go to unless a publication names its own.
     pub relays: Vec<String>,
@@ -412,7 +412,7 @@ impl Default for PublishingConfig {
 
 /// `discovery:` — kind 30166.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct DiscoveryConfig {
     /// Publish 30166 events.
     pub enabled: bool,
@@ -437,7 +437,7 @@ impl Default for DiscoveryConfig {
 
 /// `announcement:` — kind 10166.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct AnnouncementConfig {
     /// Publish the announcement.
     pub enabled: bool,
@@ -465,7 +465,7 @@ impl Default for AnnouncementConfig {
 
 /// `profile:` — kind 0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ProfileConfig {
     /// Publish the profile.
     pub enabled: bool,
@@ -508,7 +508,7 @@ impl Default for ProfileConfig {
 
 /// `relay_list:` — kind 10002.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct RelayListConfig {
     /// Publish the relay list.
     pub enabled: bool,
@@ -604,6 +604,13 @@ impl Validate for MonitorConfig {
             range_u64(&format!("{key}.max_attempts"), r.max_attempts.into(), 0, 10)?;
             range_f64(&format!("{key}.initial_delay"), r.initial_delay, 0.1, 10.0)?;
             range_f64(&format!("{key}.max_delay"), r.max_delay, 1.0, 60.0)?;
+            if r.max_delay < r.initial_delay {
+                return Err(ConfigError(format!(
+                    "{key}.max_delay ({}) must be >= {key}.initial_delay ({}), as the original \
+                     requires",
+                    r.max_delay, r.initial_delay
+                )));
+            }
             range_f64(&format!("{key}.jitter"), r.jitter, 0.0, 2.0)?;
         }
         let missing = p.store.missing_from(&p.compute);
@@ -709,9 +716,10 @@ impl Validate for MonitorConfig {
                 &self.relay_list.relays,
             ),
         ] {
-            if !interval.is_finite() || !(60.0..=31_536_000.0).contains(&interval) {
+            // The original's range: at most a week.
+            if !interval.is_finite() || !(60.0..=604_800.0).contains(&interval) {
                 return Err(ConfigError(format!(
-                    "{key}.interval = {interval} is out of range (60..=31536000)"
+                    "{key}.interval = {interval} is out of range (60..=604800)"
                 )));
             }
             if let Some(relays) = relays {

@@ -223,6 +223,21 @@ impl Daemon for Refresher {
     const NAME: ServiceName = ServiceName::Refresher;
     type Config = RefresherConfig;
 
+    fn check_with_brotr(
+        config: &RefresherConfig,
+        brotr: &bigbrotr_db::config::BrotrConfig,
+    ) -> Result<(), bigbrotr_core::config::ConfigError> {
+        let pool = brotr.pool.limits.max_size as usize;
+        if config.refresh.concurrency > pool {
+            return Err(bigbrotr_core::config::ConfigError(format!(
+                "refresh.concurrency ({}) is larger than the pool (pool.max_size {pool}): the \
+                 extra refreshes would only wait for a connection",
+                config.refresh.concurrency
+            )));
+        }
+        Ok(())
+    }
+
     fn base(config: &RefresherConfig) -> &BaseServiceConfig {
         &config.base
     }

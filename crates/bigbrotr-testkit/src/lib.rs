@@ -133,7 +133,7 @@ impl TestDb {
 
     /// A `brotr.yaml`-style configuration pointing at this database as the superuser (for code
     /// that connects by itself, like the daemons). Its password environment variable is
-    /// `BIGBROTR_TEST_NO_PASSWORD`, which the harness never sets (the cluster trusts local users).
+    /// empty: no password (the cluster trusts local users).
     pub fn config(&self) -> BrotrConfig {
         let mut config = BrotrConfig::default();
         let db = &mut config.pool.database;
@@ -144,7 +144,7 @@ impl TestDb {
         db.port = self.options.get_port();
         db.database = self.name.clone();
         db.user = self.options.get_username().to_owned();
-        db.password_env = "BIGBROTR_TEST_NO_PASSWORD".into();
+        db.password_env = String::new();
         config
     }
 }

@@ -187,9 +187,17 @@ impl CityEntry {
     }
 }
 
+/// The build time written into every fixture: a fixed one, so the same entries always make the
+/// same bytes (with the writer's default, the current time, two builds a second apart differ).
+fn fixed_build_epoch() -> std::time::SystemTime {
+    std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)
+}
+
 /// A GeoLite2-City database (`database_type` "GeoLite2-City", IPv6 tree with IPv4 aliases).
 pub fn city_database(entries: &[CityEntry]) -> Vec<u8> {
-    let mut writer = Writer::new("GeoLite2-City");
+    let mut writer = Writer::builder("GeoLite2-City")
+        .build_epoch(fixed_build_epoch())
+        .build();
     for entry in entries {
         writer
             .insert(network(&entry.network), &entry.record())
@@ -200,7 +208,9 @@ pub fn city_database(entries: &[CityEntry]) -> Vec<u8> {
 
 /// A GeoLite2-ASN database (`database_type` "GeoLite2-ASN").
 pub fn asn_database(entries: &[AsnEntry]) -> Vec<u8> {
-    let mut writer = Writer::new("GeoLite2-ASN");
+    let mut writer = Writer::builder("GeoLite2-ASN")
+        .build_epoch(fixed_build_epoch())
+        .build();
     for entry in entries {
         let record = AsnRecord {
             autonomous_system_number: entry.asn,

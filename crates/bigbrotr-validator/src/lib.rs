@@ -321,6 +321,21 @@ impl Daemon for Validator {
     const NAME: ServiceName = ServiceName::Validator;
     type Config = ValidatorConfig;
 
+    fn check_with_brotr(
+        config: &ValidatorConfig,
+        brotr: &bigbrotr_db::config::BrotrConfig,
+    ) -> Result<(), ConfigError> {
+        let chunk = config.processing.chunk_size as usize;
+        if chunk > brotr.batch.max_size {
+            return Err(ConfigError(format!(
+                "processing.chunk_size ({chunk}) is larger than brotr.yaml's batch.max_size ({}): \
+                 every promotion would be refused",
+                brotr.batch.max_size
+            )));
+        }
+        Ok(())
+    }
+
     fn base(config: &ValidatorConfig) -> &BaseServiceConfig {
         &config.base
     }

@@ -153,3 +153,48 @@ fn base_defaults_are_the_originals() {
     assert_eq!(base.metrics.path, "/metrics");
     assert_eq!(BaseServiceConfig::with_interval(60.0).interval, 60.0);
 }
+
+#[test]
+fn values_pydantic_converts_are_converted() {
+    let loaded = load_value::<BaseServiceConfig>(
+        yaml(
+            "interval: \"300\"\nmax_consecutive_failures: 7.0\nmetrics:\n  enabled: \"yes\"\n  port: \" 9001 \"\n",
+        ),
+        true,
+        "BIGBROTR_TEST_UNUSED_PREFIX__",
+        "seeder.yaml",
+    )
+    .unwrap();
+    let c = loaded.config;
+    assert_eq!(c.interval, 300.0);
+    assert_eq!(c.max_consecutive_failures, 7);
+    assert!(c.metrics.enabled);
+    assert_eq!(c.metrics.port, 9001);
+    for (text, flag) in [("True", true), ("off", false), ("0", false), ("on", true)] {
+        let loaded = load_value::<BaseServiceConfig>(
+            yaml(&format!("metrics:\n  enabled: \"{text}\"\n")),
+            true,
+            "BIGBROTR_TEST_UNUSED_PREFIX__",
+            "seeder.yaml",
+        )
+        .unwrap();
+        assert_eq!(loaded.config.metrics.enabled, flag, "{text}");
+    }
+    // What pydantic refuses is still refused, naming the key.
+    for bad in [
+        "max_consecutive_failures: 7.5\n",
+        "max_consecutive_failures: \"seven\"\n",
+        "metrics:\n  enabled: \"maybe\"\n",
+        "interval: \"1e999\"\n",
+    ] {
+        let err = load_value::<BaseServiceConfig>(
+            yaml(bad),
+            true,
+            "BIGBROTR_TEST_UNUSED_PREFIX__",
+            "seeder.yaml",
+        )
+        .unwrap_err();
+        let key = bad.split(':').next().unwrap();
+        assert!(err.0.contains(key), "{bad}: {err}");
+    }
+}

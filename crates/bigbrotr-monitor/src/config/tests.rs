@@ -174,10 +174,16 @@ fn geo_keys_are_checked() {
     assert!(e.contains("geo.maxmind_license_key_env"), "{e}");
     let e = invalid(|c| c.geo.geoipupdate_directory = Some(String::new()));
     assert!(e.contains("geo.geoipupdate_directory"), "{e}");
-    assert!(
-        from_yaml("geo:\n  license_key: x\n").is_err(),
-        "unknown geo keys are refused"
-    );
+    // An unknown key is a warning (reported with its path), not an error: one rule everywhere.
+    assert_eq!(unknown("geo:\n  license_key: x\n"), ["geo.license_key"]);
+}
+
+/// The unknown keys of `yaml`, which must load.
+fn unknown(yaml: &str) -> Vec<String> {
+    let value = parse_yaml(yaml, Path::new("monitor.yaml")).unwrap();
+    load_value::<MonitorConfig>(value, true, "BIGBROTR_MONITOR_TEST__", "monitor.yaml")
+        .unwrap()
+        .unknown_keys
 }
 
 #[test]
@@ -215,10 +221,11 @@ fn ranges_name_their_key() {
 }
 
 #[test]
-fn unknown_flag_names_are_rejected() {
+fn unknown_flag_names_are_reported() {
     let yaml = "processing:\n  compute:\n    nip66_rttt: false\n";
-    let error = from_yaml(yaml).unwrap_err().0;
-    assert!(error.contains("nip66_rttt"), "{error}");
+    assert_eq!(unknown(yaml), ["processing.compute.nip66_rttt"]);
+    // The real flag keeps its default.
+    assert!(from_yaml(yaml).unwrap().processing.compute.nip66_rtt);
 }
 
 #[test]
@@ -231,4 +238,44 @@ fn retry_delay_doubles_up_to_the_cap() {
     };
     let delays: Vec<f64> = (0..5).map(|n| r.base_delay(n).as_secs_f64()).collect();
     assert_eq!(delays, vec![1.0, 2.0, 4.0, 5.0, 5.0]);
+}
+
+#[test]
+fn unknown_keys_in_subsections_are_warnings_not_errors() {
+    let value = bigbrotr_core::config::parse_yaml(
+        "publishing:\n  timout: 5\nprocessing:\n  retries:\n    nip11_info:\n      max_atempts: 2\n",
+        std::path::Path::new("monitor.yaml"),
+    )
+    .unwrap();
+    let loaded = bigbrotr_core::config::load_value::<MonitorConfig>(
+        value,
+        true,
+        "BIGBROTR_TEST_UNUSED__",
+        "monitor.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        loaded.unknown_keys,
+        [
+            "processing.retries.nip11_info.max_atempts",
+            "publishing.timout"
+        ]
+    );
+}
+
+#[test]
+fn the_originals_cross_field_and_range_rules_hold() {
+    let error = invalid(|c| {
+        c.processing.retries.nip11_info.initial_delay = 5.0;
+        c.processing.retries.nip11_info.max_delay = 2.0;
+    });
+    assert!(
+        error.contains("processing.retries.nip11_info.max_delay")
+            && error.contains("initial_delay"),
+        "{error}"
+    );
+    let error = invalid(|c| c.discovery.interval = 604_801.0);
+    assert!(error.contains("discovery.interval"), "{error}");
+    let error = invalid(|c| c.profile.interval = 1_000_000.0);
+    assert!(error.contains("profile.interval"), "{error}");
 }
