@@ -847,3 +847,81 @@ async fn a_relay_serving_8_mib_events_stays_within_the_memory_of_the_benchmark()
     assert!(archived(&db, &url).await.is_empty());
     assert!(report.rejections.oversized >= 40, "{report:?}");
 }
+
+#[tokio::test]
+async fn a_resume_from_an_original_cursor_reports_no_second_it_did_not_see() {
+    let db = TestDb::new().await;
+    let keys = Keys::generate();
+    let mut lab = Lab::new();
+    let events = notes(&keys, 0, 40, 2);
+    let (url, _middlebox) = lab
+        .relay_behind(
+            "resumed",
+            RelayBuilder::default(),
+            &events,
+            MiddleboxOptions {
+                refuse_negentropy: true,
+                ..MiddleboxOptions::default()
+            },
+        )
+        .await;
+    add_relays(&db, &[&url]).await;
+    // The original's cursor: the created_at and id of the last event it archived.
+    let last = events.last().unwrap();
+    let cursor = Cursor::new(last.created_at.as_secs() as i64, &last.id.to_hex()).unwrap();
+    let state = bigbrotr_models::service_state::ServiceState::cursor(
+        ServiceName::Synchronizer,
+        &url,
+        &cursor,
+    )
+    .unwrap();
+    db.brotr().upsert_service_state(&[state]).await.unwrap();
+
+    let report = run(&db, config(500), lab.connector(None)).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(report.saturated_seconds, 0, "{report:?}");
+    assert_eq!(report.unresolved_seconds, 0, "{report:?}");
+    assert_eq!(
+        cursors(&db).await[&url],
+        Cursor::new(T_END, WINDOW_DONE_ID).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_first_run_from_since_zero_costs_about_what_a_plain_pager_costs() {
+    let db = TestDb::new().await;
+    let keys = Keys::generate();
+    let mut lab = Lab::new();
+    // 5,000 events five seconds apart, read from `since: 0` with `limit: 500`: a plain `until`
+    // pager needs 10 full pages and one empty answer.
+    let events: Vec<nostr::Event> = (0..5000)
+        .map(|n| note(&keys, 1_000 + 5 * n, n as usize))
+        .collect();
+    let url = lab
+        .relay(
+            "pager",
+            RelayBuilder::default().max_filter_limit(500),
+            &events,
+        )
+        .await;
+    add_relays(&db, &[&url]).await;
+    let mut config = config(500);
+    config.processing.since = 0;
+    config.processing.until = Some(T0 as i64 + 30_000);
+    let report = run(&db, config, lab.connector(None)).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(archived(&db, &url).await, ids(&events));
+    let stats = outcome(&report, &url).stats;
+    assert!(
+        stats.requests <= 12,
+        "{} requests: {stats:?}",
+        stats.requests
+    );
+    assert!(
+        stats.received as f64 <= 1.1 * events.len() as f64,
+        "{} events received for {} stored: {stats:?}",
+        stats.received,
+        events.len()
+    );
+    assert_eq!(stats.abandoned_windows, 0, "{stats:?}");
+}

@@ -84,6 +84,8 @@ pub struct CycleReport {
     pub failed: u64,
     /// Requests sent.
     pub requests: u64,
+    /// EVENT messages received (duplicates and invalid events included).
+    pub received: u64,
     /// Saturated seconds, and those left unresolved (no NIP-77).
     pub saturated_seconds: u64,
     /// Saturated seconds the relay could not list.
@@ -238,6 +240,7 @@ impl Synchronizer {
 
         for outcome in &report.relays {
             report.requests += outcome.stats.requests;
+            report.received += outcome.stats.received;
             report.saturated_seconds += outcome.stats.saturated_seconds;
             report.unresolved_seconds += outcome.stats.unresolved_seconds;
             if outcome.error.is_none() {
@@ -272,6 +275,7 @@ impl Synchronizer {
             inserted = report.writer.inserted,
             rejected = report.rejections.total(),
             requests = report.requests,
+            received = report.received,
             saturated_seconds = report.saturated_seconds,
             unresolved_seconds = report.unresolved_seconds,
             verify_s = report.writer.verify_time.as_secs_f64(),

@@ -39,8 +39,13 @@ use crate::config::RelaySettings;
 use crate::verify::verify_page;
 use crate::writer::Message;
 
-/// Pages one window may take before it is abandoned and retried narrower.
-pub const MAX_WINDOW_PAGES: u32 = 16;
+/// Pages one descent may take before it stops (its pages kept as a segment, or, in ascending
+/// windows, given up and the window retried narrower).
+pub const MAX_WINDOW_PAGES: u32 = 32;
+
+/// Segments read from the top and not yet committed, at most (so a crash re-fetches at most
+/// this many descents, `MAX_PENDING_SEGMENTS × MAX_WINDOW_PAGES` pages, plus one window).
+pub const MAX_PENDING_SEGMENTS: usize = 4;
 
 /// The cursor id meaning "every event up to and including `timestamp` is archived". Readers
 /// that resume inclusively at `timestamp` (the original) re-read one second; this daemon
@@ -92,7 +97,8 @@ pub fn resume_from(cursor: &Cursor) -> i64 {
 pub struct WalkStats {
     /// REQ and NEG-OPEN requests sent.
     pub requests: u64,
-    /// Events received (before verification, duplicates removed per page).
+    /// EVENT messages received for the walk's requests (before verification, duplicates
+    /// included).
     pub received: u64,
     /// Windows committed.
     pub windows: u64,
@@ -159,11 +165,15 @@ struct PageShape {
 }
 
 enum Descent {
-    Complete {
-        pages: u32,
-    },
-    /// Abandoned: retry from the window's start with this width.
+    /// The filter's descent reached the window's start.
+    Complete { pages: u32 },
+    /// Stopped after [`MAX_WINDOW_PAGES`] pages (or, when `probe` was asked, after a first
+    /// page showing the window is far too wide): every event the relay serves in
+    /// `(reached, until]` has been sent to the writer, the rest of the window has not.
     TooDeep {
+        /// The oldest second reached (it may have been cut).
+        reached: i64,
+        /// The width to retry the window with if the pages read are given up.
         width: i64,
     },
 }
@@ -216,24 +226,58 @@ impl<'a> Walk<'a> {
     }
 
     /// Archives `[start, end]`.
+    ///
+    /// With one filter, the range is first read from its end down, like a plain `until` pager,
+    /// without throwing a page away: a descent stopped after [`MAX_WINDOW_PAGES`] pages keeps
+    /// what it read as a segment `(reached, top]` and the next descent starts at `reached`.
+    /// Reaching `start` commits everything read. After [`MAX_PENDING_SEGMENTS`] segments (a
+    /// relay too large to read in one go) the rest below the lowest segment is read in
+    /// ascending windows, each committed as it completes, and the segments are committed when
+    /// those windows reach them. With several filters, windows ascend from the start.
     pub async fn run(&mut self, start: i64, end: i64) -> Result<(), WalkError> {
         let mut since = start.max(0);
         let mut width = end.saturating_sub(since).saturating_add(1).max(1);
+        // Segments `(lo, hi]` read but not committed, contiguous, the lowest last.
+        let mut pending: Vec<(i64, i64)> = Vec::new();
+        let single = self.settings.filters.len() == 1;
+        let mut ascending = !single;
         while since <= end {
             self.check_stop()?;
-            let window_end = end.min(since.saturating_add(width - 1));
+            let target = pending.last().map_or(end, |&(lo, _)| lo);
+            let window_end = if ascending {
+                target.min(since.saturating_add(width - 1))
+            } else {
+                target
+            };
             let mut most_pages = 0;
             let mut too_deep = None;
             for index in 0..self.settings.filters.len() {
-                match self.descend(index, since, window_end).await? {
+                match self.descend(index, since, window_end, ascending).await? {
                     Descent::Complete { pages } => most_pages = most_pages.max(pages),
-                    Descent::TooDeep { width } => {
-                        too_deep = Some(width);
+                    Descent::TooDeep { reached, width } => {
+                        too_deep = Some((reached, width));
                         break;
                     }
                 }
             }
-            if let Some(narrower) = too_deep {
+            if let Some((reached, narrower)) = too_deep {
+                if single && pending.len() < MAX_PENDING_SEGMENTS {
+                    // Keep what was read; go on below it.
+                    pending.push((reached, window_end));
+                    if pending.len() == MAX_PENDING_SEGMENTS {
+                        ascending = true;
+                        // About half a budget of pages at the density just read.
+                        width = ((window_end - reached) / 2).max(1);
+                    }
+                    tracing::debug!(
+                        relay = self.relay.url(),
+                        since,
+                        reached,
+                        window_end,
+                        "segment_read"
+                    );
+                    continue;
+                }
                 self.stats.abandoned_windows += 1;
                 width = narrower.clamp(1, (window_end - since).max(1));
                 tracing::debug!(
@@ -245,7 +289,15 @@ impl<'a> Walk<'a> {
                 );
                 continue;
             }
-            let cursor = Cursor::new(window_end, WINDOW_DONE_ID).expect("a valid cursor id");
+            // `[since, window_end]` is complete, and so is every segment it reaches.
+            let mut committed = window_end;
+            while let Some(&(lo, hi)) = pending.last()
+                && lo == committed
+            {
+                pending.pop();
+                committed = hi;
+            }
+            let cursor = Cursor::new(committed, WINDOW_DONE_ID).expect("a valid cursor id");
             let state = ServiceState::cursor(ServiceName::Synchronizer, self.relay.url(), &cursor)
                 .expect("a sanitised relay URL is a valid state key");
             self.tx
@@ -253,13 +305,13 @@ impl<'a> Walk<'a> {
                 .await
                 .map_err(|_| WalkError::WriterGone)?;
             self.stats.windows += 1;
-            self.stats.committed_until = Some(window_end);
-            if most_pages <= 4 {
+            self.stats.committed_until = Some(committed);
+            if most_pages <= MAX_WINDOW_PAGES / 4 {
                 width = width.saturating_mul(2);
-            } else if most_pages >= 12 {
+            } else if most_pages >= MAX_WINDOW_PAGES * 3 / 4 {
                 width = (width / 2).max(1);
             }
-            since = window_end.saturating_add(1);
+            since = committed.saturating_add(1);
         }
         Ok(())
     }
@@ -268,11 +320,14 @@ impl<'a> Walk<'a> {
     /// oldest second of the previous page (that second may have been cut), so the descent ends
     /// when the relay answers with nothing older than its `until` (or nothing at all), whatever
     /// the size of its pages.
+    /// With `probe`, a first page showing the window would take far more than
+    /// [`MAX_WINDOW_PAGES`] pages stops it at once.
     async fn descend(
         &mut self,
         index: usize,
         since: i64,
         until: i64,
+        probe: bool,
     ) -> Result<Descent, WalkError> {
         let mut upper = until;
         let mut pages = 0;
@@ -303,17 +358,20 @@ impl<'a> Walk<'a> {
             // A first page that covers a small part of a wide window: the window would take
             // far more than MAX_WINDOW_PAGES pages; retry it with about eight pages' width.
             let covered = until - oldest + 1;
-            if pages == 1
+            if probe
+                && pages == 1
                 && oldest > since
                 && (until - since + 1) / covered > i64::from(MAX_WINDOW_PAGES)
             {
                 return Ok(Descent::TooDeep {
-                    width: covered.saturating_mul(8),
+                    reached: oldest,
+                    width: covered.saturating_mul(i64::from(MAX_WINDOW_PAGES / 2)),
                 });
             }
             upper = oldest;
             if pages >= MAX_WINDOW_PAGES {
                 return Ok(Descent::TooDeep {
+                    reached: oldest,
                     width: ((until - upper) / 2).max(1),
                 });
             }
@@ -414,6 +472,7 @@ impl<'a> Walk<'a> {
         )
         .await?;
         let bytes = response.bytes;
+        let frames = response.events.len() + response.malformed + response.oversized;
         let mut seen = HashSet::with_capacity(response.events.len());
         let mut received = Vec::with_capacity(response.events.len());
         let mut shape = PageShape {
@@ -444,7 +503,7 @@ impl<'a> Walk<'a> {
             }
             received.push(item);
         }
-        self.stats.received += received.len() as u64;
+        self.stats.received += frames as u64;
         let check = filter.clone();
         let max_event_size = self.limits.max_event_size;
         let malformed = response.malformed as u64;
