@@ -386,3 +386,58 @@ async fn live_discovery_reads_relay_lists_and_monitor_events_with_a_cursor() {
     assert_eq!(dead.find(&ctx).await.unwrap().live.failed, 1);
     connection.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_event_from_the_future_does_not_stop_live_discovery() {
+    let db = TestDb::new().await;
+    let ctx = context(&db, "finder");
+    let peers = peers(1, 0, 0, 5.0).await;
+    let source = relay("wss://live-0.example.com", 0);
+    let connection = peers.connector.connect(&source).await.unwrap();
+    let list = |url: &str, at: u64| {
+        EventBuilder::new(Kind::RelayList, "")
+            .tags([Tag::parse(["r", url]).unwrap()])
+            .custom_created_at(Timestamp::from(at))
+            .sign_with_keys(&Keys::generate())
+            .unwrap()
+    };
+    // Dated 1 January 2100.
+    let future = list("wss://from-2100.example.com", 4_102_444_800);
+    connection.relay().send_event(&future).await.unwrap();
+    let config = FinderConfig {
+        live: LiveConfig {
+            enabled: true,
+            relays: vec!["wss://live-0.example.com".to_owned()],
+            ..Default::default()
+        },
+        networks: peers.networks.clone(),
+        ..no_phase()
+    };
+    let f = Finder::new(config, peers.connector.clone()).unwrap();
+    assert_eq!(f.find(&ctx).await.unwrap().live.added, 1);
+    let cursor = db
+        .brotr()
+        .get_service_state(
+            ServiceName::Finder,
+            ServiceStateType::Cursor,
+            Some("live:wss://live-0.example.com"),
+        )
+        .await
+        .unwrap();
+    let timestamp = Cursor::from_value(&cursor[0].1).unwrap().timestamp;
+    let now = bigbrotr_core::clock::now();
+    assert!(
+        timestamp <= now,
+        "the cursor never passes the local clock: {timestamp}"
+    );
+    // A relay list published now is still found on the next cycle.
+    let current = list("wss://from-now.example.com", now as u64);
+    connection.relay().send_event(&current).await.unwrap();
+    f.find(&ctx).await.unwrap();
+    assert!(
+        candidate_urls(&db)
+            .await
+            .contains(&"wss://from-now.example.com".to_owned())
+    );
+    connection.shutdown().await;
+}

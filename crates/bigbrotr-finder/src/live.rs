@@ -142,8 +142,11 @@ pub(crate) async fn run(
             .max_by(|a, b| (a.created_at(), a.id()).cmp(&(b.created_at(), b.id())));
         let mut states = Vec::new();
         if let Some(newest) = newest {
+            // A remote clock never moves the cursor past ours: one event dated in 2100 would
+            // otherwise end live discovery from this relay for good. (Events a little ahead of
+            // our clock are simply read again next time.)
             let cursor = Cursor {
-                timestamp: newest.created_at(),
+                timestamp: newest.created_at().min(now),
                 id: hex::encode(newest.id()),
             };
             if cursor.should_write() {
