@@ -1,25 +1,25 @@
-//! The archive walk of one relay: ascending windows, each read newest-first in pages, each
-//! committed with its cursor once complete. How completeness is reached:
+//! The archive walk of one relay: read newest-first in pages, committed with a window cursor
+//! once complete. How completeness is reached:
 //!
-//! - NIP-01 says a REQ with `limit: n` returns the newest `n` matching events. A page of `c`
-//!   events whose oldest is at second `m` therefore holds **every** event of `(m, u]`; only
-//!   second `m` may be cut. The next page asks for `until = m`.
-//! - A relay may clamp `limit` silently. The walk learns the relay's page size `P` (per filter)
-//!   as the largest page it has returned: a page with fewer than `P` events cannot have been cut,
-//!   so its window is complete without a confirming empty request.
-//! - A full page whose events all share one second `m` means `m` holds at least `P` events: the
-//!   ids of that second are listed with NIP-77 negentropy, which no `limit` applies to, and the
-//!   missing ones fetched by id. A relay without NIP-77 leaves such a second possibly incomplete;
-//!   it is counted (`unresolved_seconds`) and logged.
-//! - A window is committed (its cursor `(W, "ff…ff")` sent to the writer after its events) only
-//!   when every filter's descent reached its floor. A window whose first page shows it would
-//!   take more than [`MAX_WINDOW_PAGES`] pages, or whose descent goes that deep, is abandoned
-//!   uncommitted and retried narrower (about eight pages wide), so a crash re-fetches at most
-//!   one window. Widths adapt: they double after a window of at most four pages and halve after
-//!   one of twelve or more.
+//! - A REQ with `limit: n` is answered with the newest matching events, at most `n`, possibly
+//!   fewer (clamped limits, pages capped by bytes, expired, deleted or muted events dropped after
+//!   the limit). A page whose oldest event is at second `m` holds every event the relay serves in
+//!   `(m, u]`; only second `m` may be cut, so the next page asks for `until = m`.
+//! - A page's size proves nothing: a descent ends only when the relay answers with nothing older
+//!   than the page's `until` (or nothing at all).
+//! - A page holding only its `until` second and at least half of the largest page seen (and at
+//!   least [`CROWDED_MIN`] events) may be a crowded second: its ids are listed with NIP-77
+//!   negentropy, which no `limit` applies to, and the missing ones fetched by id. A relay without
+//!   NIP-77 leaves such a second possibly incomplete; it is counted (`unresolved_seconds`).
+//! - With one filter the range is read from its end down like a plain pager; a descent stopped
+//!   after [`MAX_WINDOW_PAGES`] pages keeps its pages as a segment and the next one starts below
+//!   it. Reaching the start commits everything read. After [`MAX_PENDING_SEGMENTS`] segments the
+//!   rest is read in ascending windows committed one by one (and so are several-filter walks);
+//!   a window that goes too deep is abandoned uncommitted and retried narrower.
 //!
 //! Wire order does not matter (pages are collected to EOSE), duplicates are ignored, and every
-//! request is bounded in time (`wait` per message, `idle` per request) and size.
+//! request is bounded in time (`wait` per valid message, `idle` per request) and size (events
+//! and bytes).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -60,7 +60,7 @@ const MAX_SECOND_IDS: usize = 1_000_000;
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 
 /// The smallest `limit` a response too large in bytes is retried with.
-const MIN_LIMIT: usize = 10;
+pub const MIN_LIMIT: usize = 10;
 
 /// Bytes an EVENT frame may have beyond `max_event_size` (the envelope and the subscription id)
 /// before it is dropped unparsed.
@@ -68,7 +68,7 @@ const FRAME_ENVELOPE: usize = 1024;
 
 /// A page holding only one second is "crowded" (listed with NIP-77) when it holds at least
 /// half of the largest page the relay has returned and at least this many events.
-const CROWDED_MIN: usize = 10;
+pub const CROWDED_MIN: usize = 10;
 
 /// The session bounds of a walk with `max_event_size`.
 pub fn session_bounds(max_event_size: Option<u64>) -> Bounds {
