@@ -559,19 +559,9 @@ fn list_sql(
         }
         clauses.push(keyset_sql(object, order, after, &mut binds));
     }
-    let mut data = format!(
-        "SELECT row_to_json(o)::text{} FROM {table} t CROSS JOIN LATERAL ({}) o",
-        order
-            .iter()
-            .map(|(c, _)| format!(", t.{}::text", quote_ident(&object.columns[*c].name)))
-            .collect::<String>(),
-        render_select(object)
-    );
-    if !clauses.is_empty() {
-        data.push_str(" WHERE ");
-        data.push_str(&clauses.join(" AND "));
-    }
-    if !order.is_empty() {
+    let order_by = if order.is_empty() {
+        String::new()
+    } else {
         let terms: Vec<String> = order
             .iter()
             .map(|(c, d)| {
@@ -585,15 +575,32 @@ fn list_sql(
                 )
             })
             .collect();
-        data.push_str(" ORDER BY ");
-        data.push_str(&terms.join(", "));
+        format!(" ORDER BY {}", terms.join(", "))
+    };
+    // The page's rows are chosen first (filters, order, limit, offset) and only they are
+    // rendered: rendered in the same query level, the JSON is computed for every row the plan
+    // reads before the limit applies (every row an OFFSET skips, every row an explicit sort
+    // takes in). The outer ORDER BY costs no sort: the subquery's rows already come in it.
+    let mut page = format!("SELECT t.* FROM {table} t");
+    if !clauses.is_empty() {
+        page.push_str(" WHERE ");
+        page.push_str(&clauses.join(" AND "));
     }
+    page.push_str(&order_by);
     // One row more than the page says whether another page follows.
-    data.push_str(&format!(
+    page.push_str(&format!(
         " LIMIT {} OFFSET {}",
         u64::from(query.limit) + 1,
         query.offset
     ));
+    let data = format!(
+        "SELECT row_to_json(o)::text{} FROM ({page}) t CROSS JOIN LATERAL ({}) o{order_by}",
+        order
+            .iter()
+            .map(|(c, _)| format!(", t.{}::text", quote_ident(&object.columns[*c].name)))
+            .collect::<String>(),
+        render_select(object)
+    );
     Ok(ListPlan {
         data,
         data_binds: binds,
@@ -759,12 +766,16 @@ async fn count(
             .and_then(serde_json::Value::as_f64)
             .unwrap_or(0.0)
     } else {
-        // reltuples of the table, or of its partitions (-1 = never analysed).
-        let sql = "SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::float8 \
-                   FROM pg_catalog.pg_class c \
-                   WHERE c.oid = $1::regclass \
-                      OR c.oid IN (SELECT inhrelid FROM pg_catalog.pg_inherits \
-                                   WHERE inhparent = $1::regclass)";
+        // reltuples of a partitioned table's leaf partitions, else of the table itself (-1 =
+        // never analysed). Not both: ANALYZE of a partitioned table sets its own reltuples to
+        // the sum of its partitions'.
+        let sql = "SELECT COALESCE(\
+                       (SELECT sum(GREATEST(c.reltuples, 0)) \
+                        FROM pg_catalog.pg_partition_tree($1::regclass) p \
+                        JOIN pg_catalog.pg_class c ON c.oid = p.relid WHERE p.isleaf), \
+                       (SELECT GREATEST(c.reltuples, 0) FROM pg_catalog.pg_class c \
+                        WHERE c.oid = $1::regclass), \
+                       0)::float8";
         sqlx::query(sql)
             .bind(&plan.table)
             .fetch_one(&mut *conn)
@@ -870,7 +881,20 @@ mod tests {
             "{}",
             plan.data
         );
-        assert!(plan.data.ends_with("LIMIT 11 OFFSET 0"), "{}", plan.data);
+        // The page is cut before its rows are rendered, and kept in order outside.
+        assert!(
+            plan.data.contains(
+                r#"ORDER BY t."avg_rtt_open" ASC, t."relay_url" ASC LIMIT 11 OFFSET 0) t CROSS JOIN LATERAL"#
+            ),
+            "{}",
+            plan.data
+        );
+        assert!(
+            plan.data
+                .ends_with(r#") o ORDER BY t."avg_rtt_open" ASC, t."relay_url" ASC"#),
+            "{}",
+            plan.data
+        );
         assert_eq!(plan.data_binds.len(), 4, "{:?}", plan.data_binds);
     }
 }
