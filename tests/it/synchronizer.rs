@@ -925,3 +925,31 @@ async fn a_first_run_from_since_zero_costs_about_what_a_plain_pager_costs() {
     );
     assert_eq!(stats.abandoned_windows, 0, "{stats:?}");
 }
+
+#[tokio::test]
+async fn a_response_too_large_in_bytes_is_asked_again_with_a_smaller_limit() {
+    let db = TestDb::new().await;
+    let keys = Keys::generate();
+    let mut lab = Lab::new();
+    // 150 events of 100 KB, three to a second: 15 MB for one page, more than a response may
+    // hold (8 MiB); with the limit halved to 62 a page holds about 6 MB.
+    let events: Vec<nostr::Event> = (0..150)
+        .map(|n| {
+            EventBuilder::text_note(format!("{n} {}", "y".repeat(100_000)))
+                .custom_created_at(Timestamp::from(T0 + n / 3))
+                .sign_with_keys(&keys)
+                .unwrap()
+        })
+        .collect();
+    let url = lab.relay("large", RelayBuilder::default(), &events).await;
+    add_relays(&db, &[&url]).await;
+    let mut config = config(500);
+    config.processing.max_event_size = Some(200_000);
+    let report = run(&db, config, lab.connector(None)).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(archived(&db, &url).await, ids(&events));
+    assert_eq!(
+        assert_cursor_behind_archive(&db, &url, &events).await,
+        Some(T_END)
+    );
+}

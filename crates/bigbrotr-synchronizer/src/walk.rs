@@ -392,6 +392,10 @@ impl<'a> Walk<'a> {
             match self.fetch(&filter, since, until, limit).await {
                 Err(WalkError::Relay(SessionError::TooLarge(bytes))) if limit > MIN_LIMIT => {
                     self.limit = (limit / 2).max(MIN_LIMIT);
+                    // Pages are now at most the new limit: a crowded second is judged by it.
+                    for known in &mut self.page_size {
+                        *known = (*known).min(self.limit);
+                    }
                     tracing::debug!(
                         relay = self.relay.url(),
                         bytes,

@@ -342,16 +342,20 @@ async fn serve_hostile(mut stream: tokio::net::TcpStream, hostility: Hostility) 
                     continue;
                 }
                 let sub = items.get(1).and_then(|v| v.as_str()).unwrap_or_default();
-                for n in 0..count {
-                    let frame = format!(
-                        "[\"EVENT\",\"{sub}\",{{\"id\":\"{n:064x}\",\"pubkey\":\"{pk}\",\"created_at\":{created_at},\"kind\":1,\"tags\":[],\"content\":\"{content}\",\"sig\":\"{sig}\"}}]",
-                        pk = "ab".repeat(32),
-                        sig = "cd".repeat(64),
-                    );
-                    if ws.send(Message::text(frame)).await.is_err() {
+                // One frame per REQ, sent `count` times without a copy (the same event id: the
+                // client drops it before it could tell).
+                let frame = tokio_tungstenite::tungstenite::Utf8Bytes::from(format!(
+                    "[\"EVENT\",\"{sub}\",{{\"id\":\"{id}\",\"pubkey\":\"{pk}\",\"created_at\":{created_at},\"kind\":1,\"tags\":[],\"content\":\"{content}\",\"sig\":\"{sig}\"}}]",
+                    id = "ef".repeat(32),
+                    pk = "ab".repeat(32),
+                    sig = "cd".repeat(64),
+                ));
+                for _ in 0..count {
+                    if ws.send(Message::Text(frame.clone())).await.is_err() {
                         return;
                     }
                 }
+                drop(frame);
                 if ws
                     .send(Message::text(format!("[\"EOSE\",\"{sub}\"]")))
                     .await
