@@ -953,3 +953,62 @@ async fn a_response_too_large_in_bytes_is_asked_again_with_a_smaller_limit() {
         Some(T_END)
     );
 }
+
+#[tokio::test]
+async fn several_filters_are_archived_in_ascending_windows_exactly() {
+    let db = TestDb::new().await;
+    let keys = Keys::generate();
+    let mut lab = Lab::new();
+    // Two filters over a relay with pages of 50: 3,000 notes (more than 32 pages) and 400
+    // reactions, and events of a third kind that neither filter asks for.
+    let notes_ = notes(&keys, 0, 3000, 3);
+    let reactions: Vec<nostr::Event> = (0..400)
+        .map(|n| {
+            EventBuilder::new(Kind::Reaction, "+")
+                .custom_created_at(Timestamp::from(T0 + 2 * n))
+                .sign_with_keys(&keys)
+                .unwrap()
+        })
+        .collect();
+    let reposts: Vec<nostr::Event> = (0..100)
+        .map(|n| {
+            EventBuilder::new(Kind::Repost, "")
+                .custom_created_at(Timestamp::from(T0 + n))
+                .sign_with_keys(&keys)
+                .unwrap()
+        })
+        .collect();
+    let mut served = notes_.clone();
+    served.extend(reactions.iter().cloned());
+    served.extend(reposts.iter().cloned());
+    let url = lab
+        .relay(
+            "filters",
+            RelayBuilder::default().max_filter_limit(50),
+            &served,
+        )
+        .await;
+    add_relays(&db, &[&url]).await;
+    let mut config = config(500);
+    config.processing.filters = vec![
+        serde_json::json!({"kinds": [1]}),
+        serde_json::json!({"kinds": [7]}),
+    ];
+    let report = run(&db, config, lab.connector(None)).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    let mut expected = notes_.clone();
+    expected.extend(reactions.iter().cloned());
+    assert_eq!(archived(&db, &url).await, ids(&expected));
+    assert_eq!(
+        assert_cursor_behind_archive(&db, &url, &expected).await,
+        Some(T_END)
+    );
+    // Windows too wide for the data are narrowed after their first page, not after 32: the
+    // events received stay within 1.1 × those stored.
+    let stats = outcome(&report, &url).stats;
+    assert!(stats.windows > 1, "{stats:?}");
+    assert!(
+        stats.received as f64 <= 1.1 * expected.len() as f64,
+        "{stats:?}"
+    );
+}

@@ -331,13 +331,17 @@ impl<'a> Walk<'a> {
     ) -> Result<Descent, WalkError> {
         let mut upper = until;
         let mut pages = 0;
+        // The newest event of the descent: the density of what it reads is measured from it,
+        // not from an empty top of the window.
+        let mut top = None;
         loop {
             self.check_stop()?;
             let shape = self.fetch_page(index, since, upper).await?;
             pages += 1;
-            let Some(oldest) = shape.oldest else {
+            let (Some(oldest), Some(newest)) = (shape.oldest, shape.newest) else {
                 return Ok(Descent::Complete { pages });
             };
+            let top = *top.get_or_insert(newest);
             let known = &mut self.page_size[index];
             *known = (*known).max(shape.count);
             let known = *known;
@@ -357,22 +361,28 @@ impl<'a> Walk<'a> {
             }
             // A first page that covers a small part of a wide window: the window would take
             // far more than MAX_WINDOW_PAGES pages; retry it with about eight pages' width.
+            // Either the page covers a small part of the window, or at the page's density the
+            // rest of the window below it would take more than the budget.
             let covered = until - oldest + 1;
+            let span = newest - oldest + 1;
             if probe
                 && pages == 1
                 && oldest > since
-                && (until - since + 1) / covered > i64::from(MAX_WINDOW_PAGES)
+                && ((until - since + 1) / covered > i64::from(MAX_WINDOW_PAGES)
+                    || (oldest - since) / span > i64::from(MAX_WINDOW_PAGES))
             {
                 return Ok(Descent::TooDeep {
                     reached: oldest,
-                    width: covered.saturating_mul(i64::from(MAX_WINDOW_PAGES / 2)),
+                    width: covered
+                        .min(span)
+                        .saturating_mul(i64::from(MAX_WINDOW_PAGES / 2)),
                 });
             }
             upper = oldest;
             if pages >= MAX_WINDOW_PAGES {
                 return Ok(Descent::TooDeep {
                     reached: oldest,
-                    width: ((until - upper) / 2).max(1),
+                    width: ((top - upper) / 2).max(1),
                 });
             }
         }
