@@ -43,7 +43,7 @@ const T0: u64 = 1_700_000_000;
 const CHILD_ENV: &str = "BIGBROTR_BENCH_SYNC_RELAYS";
 const INGEST_EVENTS: usize = 50_000;
 /// The single relay's history: this many events over two years.
-const HISTORY_EVENTS: usize = 60_000;
+const HISTORY_EVENTS: usize = 100_000;
 const HISTORY_SPAN: u64 = 2 * 365 * 86_400;
 
 /// One signed event shaped like the ingest bench's, at `created_at`.
