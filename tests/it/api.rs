@@ -283,26 +283,12 @@ fn all_tables() -> Value {
         "metadata",
         "relay_metadata",
         "service_state",
-        "relay_metadata_latest",
-        "event_stats",
-        "relay_stats",
-        "kind_counts",
-        "kind_counts_by_relay",
-        "pubkey_counts",
-        "pubkey_counts_by_relay",
-        "network_stats",
-        "event_daily_counts",
-        "events_replaceable_latest",
-        "events_addressable_latest",
-        "relay_software_counts",
-        "supported_nip_counts",
-        "relay_uptime_daily",
-        "relay_uptime",
-    ];
+    ]
+    .into_iter()
+    .chain(bigbrotr_db::migrate::STATISTICS_OBJECTS);
     Value::Object(
         names
-            .iter()
-            .map(|n| ((*n).to_owned(), json!({"enabled": true})))
+            .map(|n| (n.to_owned(), json!({"enabled": true})))
             .collect(),
     )
 }

@@ -19,7 +19,7 @@ pub struct ApiConfig {
     pub base: BaseServiceConfig,
     /// Title of the OpenAPI description and the `/docs` page.
     pub title: String,
-    /// Listen address (an IP address).
+    /// Listen address (an IP address or a host name).
     pub host: String,
     /// Listen port; must differ from `metrics.port`.
     pub port: u16,
@@ -91,9 +91,9 @@ impl ApiConfig {
 impl Validate for ApiConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.base.validate()?;
-        if self.host.parse::<std::net::IpAddr>().is_err() {
+        if !bigbrotr_core::metrics::is_host(&self.host) {
             return Err(ConfigError(format!(
-                "host {:?} must be an IP address",
+                "host {:?} must be an IP address or a host name",
                 self.host
             )));
         }
@@ -272,7 +272,7 @@ mod tests {
             ),
             (
                 ApiConfig {
-                    host: "localhost".into(),
+                    host: "not a host!".into(),
                     ..ApiConfig::default()
                 },
                 "host",

@@ -65,25 +65,16 @@ impl Daemon for Api {
     }
 
     async fn build(config: ApiConfig, ctx: &Context) -> anyhow::Result<Self> {
-        let catalog = Catalog::discover(&ctx.brotr)
+        let catalog = Catalog::discover_for(&ctx.brotr, &config.tables)
             .await
             .context("catalog discovery failed")?;
-        for name in catalog.missing(&config.tables) {
-            tracing::warn!(
-                table = name,
-                "table_unavailable: enabled in tables but not in the database (or not readable)"
-            );
-        }
         let exposed = catalog.exposed(&config.tables).len();
         ctx.metrics
             .set_gauge(names::api::TABLES_EXPOSED, exposed as f64);
         let pool_size = ctx.brotr.config().pool.limits.max_size;
         let state = server::AppState::new(config.clone(), catalog, ctx, pool_size);
-        let ip: std::net::IpAddr = config
-            .host
-            .parse()
-            .map_err(|e| anyhow!("host {:?}: {e}", config.host))?;
-        let listener = tokio::net::TcpListener::bind((ip, config.port))
+        // A host name (`localhost`) is resolved, as for the metrics endpoint.
+        let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let address = listener.local_addr()?;

@@ -208,7 +208,8 @@ async fn dispatch(
 ) -> (String, Outcome) {
     let prefix = &state.prefix;
     let uri = &request.uri;
-    if uri.to_string().len() > MAX_URI_BYTES {
+    // Path and query as received (no allocation: checked on every request).
+    if uri.path().len() + uri.query().map_or(0, str::len) > MAX_URI_BYTES {
         return (
             "other".into(),
             Err(Failure(

@@ -76,6 +76,19 @@ impl Catalog {
         Ok(Self::from_objects(brotr.discover_catalog().await?))
     }
 
+    /// Discovers the `public` schema for a daemon serving `tables`: warns about each enabled
+    /// name the database lacks (or the role may not read), since it will answer as unknown.
+    pub async fn discover_for(brotr: &Brotr, tables: &TablesConfig) -> Result<Self, DbError> {
+        let catalog = Self::discover(brotr).await?;
+        for name in catalog.missing(tables) {
+            tracing::warn!(
+                table = name,
+                "table_unavailable: enabled in tables but not in the database (or not readable)"
+            );
+        }
+        Ok(catalog)
+    }
+
     /// A catalog of given objects (tests, tools).
     pub fn from_objects(objects: Vec<CatalogObject>) -> Self {
         Self {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use nostr::nips::nip04;
-use nostr::{Event, EventBuilder, JsonUtil, Keys, Kind, PublicKey, Tag};
+use nostr::{Event, EventBuilder, JsonUtil, Keys, Kind, Tag};
 
 /// The most tags one request may carry (clear or decrypted).
 pub const MAX_REQUEST_TAGS: usize = 256;
@@ -238,11 +238,6 @@ pub fn announcement(
 fn tag(values: &[&str]) -> Tag {
     // A non-empty list of strings is always a valid tag.
     Tag::parse(values.iter().map(|v| (*v).to_owned())).unwrap_or_else(|_| Tag::hashtag("x"))
-}
-
-/// The pubkey whose request this is.
-pub fn customer(job: &JobRequest) -> PublicKey {
-    job.event.pubkey
 }
 
 #[cfg(test)]

@@ -108,15 +108,9 @@ impl Dvm {
         keys: Keys,
         connector: Connector,
     ) -> anyhow::Result<Self> {
-        let catalog = Catalog::discover(&ctx.brotr)
+        let catalog = Catalog::discover_for(&ctx.brotr, &config.tables)
             .await
             .context("catalog discovery failed")?;
-        for name in catalog.missing(&config.tables) {
-            tracing::warn!(
-                table = name,
-                "table_unavailable: enabled but not in the database"
-            );
-        }
         let exposed = catalog.exposed(&config.tables).len();
         ctx.metrics
             .set_gauge(names::api::TABLES_EXPOSED, exposed as f64);
@@ -182,11 +176,6 @@ impl Dvm {
             tasks,
             last_announce: None,
         })
-    }
-
-    /// The DVM's public key.
-    pub fn public_key(&self) -> nostr::PublicKey {
-        self.shared.keys.public_key()
     }
 
     /// Relays connected right now.
