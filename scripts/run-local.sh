@@ -137,6 +137,8 @@ port: 8080
 metrics:
   enabled: true
   port: 8006
+pool:
+  statement_cache_size: 100
 tables:
   relay: {enabled: true}
   metadata: {enabled: true}
@@ -170,6 +172,7 @@ metrics:
   port: 8007
 pool:
   max_size: 3
+  statement_cache_size: 100
 tables:
   relay: {enabled: true}
   metadata: {enabled: true}

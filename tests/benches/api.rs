@@ -649,7 +649,7 @@ async fn start_api(db: &TestDb) -> (ApiProcess, String) {
         "host": "127.0.0.1",
         "port": port,
         "metrics": {"enabled": true, "host": "127.0.0.1", "port": free_port()},
-        "pool": {"user": "reader"},
+        "pool": {"user": "reader", "statement_cache_size": 100},
         "tables": {
             "event": {"enabled": true},
             "event_relay": {"enabled": true},
@@ -790,6 +790,7 @@ async fn bench() {
     let mut reader_config = db.config();
     reader_config.pool.database.user = "reader".into();
     reader_config.pool.limits.max_size = 4;
+    reader_config.pool.limits.statement_cache_size = 100;
     let brotr = Brotr::connect(reader_config, None).await.unwrap();
     let event = brotr
         .discover_catalog()

@@ -79,7 +79,8 @@ fn start(db: &TestDb, config: Value) -> ApiProcess {
         "host": "127.0.0.1",
         "port": 0,
         "metrics": {"enabled": true, "host": "127.0.0.1", "port": metrics_port},
-        "pool": {"user": "reader", "min_size": 1, "max_size": 4},
+        // Named statements cached, as the deployments' api.yaml has it.
+        "pool": {"user": "reader", "min_size": 1, "max_size": 4, "statement_cache_size": 100},
     });
     merge(&mut service, config);
     let service_path = dir.join("api.yaml");

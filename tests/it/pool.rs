@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bigbrotr_db::DbError;
+use bigbrotr_db::catalog::{ReadBudget, Value};
 use bigbrotr_db::config::BrotrConfig;
 use bigbrotr_testkit::TestDb;
 
@@ -151,4 +152,102 @@ async fn refresh_names_must_be_plain_identifiers() {
         .refresh_materialized_view("event_stats")
         .await
         .unwrap();
+}
+
+/// `pool.limits.statement_cache_size`: 0 (the original's behaviour) leaves no named statement on
+/// the connection (sqlx names a statement unless told otherwise, and with its cache off never
+/// closes it: one more per call, which behind PgBouncer collide across clients); 100 (the read
+/// side's deployment setting) keeps the lookup's, so its repeats skip parsing and planning. The
+/// answers are the same either way.
+#[tokio::test]
+async fn the_statement_cache_size_decides_whether_lookups_are_named() {
+    let db = TestDb::new().await;
+    db.brotr()
+        .insert_relays(&[relay("wss://cached.example.com", 7)])
+        .await
+        .unwrap();
+    let mut answers = Vec::new();
+    for size in [0_usize, 100] {
+        let mut config = db.config();
+        config.pool.limits.min_size = 1;
+        config.pool.limits.max_size = 1;
+        config.pool.limits.statement_cache_size = size;
+        let brotr = bigbrotr_db::Brotr::connect(config, None).await.unwrap();
+        let objects = brotr.discover_catalog().await.unwrap();
+        let relay_object = objects.iter().find(|o| o.name == "relay").unwrap();
+        let key = [Value::Text("wss://cached.example.com".into())];
+        for _ in 0..3 {
+            answers.push(
+                brotr
+                    .catalog_get(relay_object, &key, ReadBudget(Duration::from_secs(5)))
+                    .await
+                    .unwrap()
+                    .expect("the relay is found"),
+            );
+        }
+        // The pool's only connection: the one the lookups ran on.
+        let named: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_prepared_statements")
+            .persistent(false)
+            .fetch_one(brotr.pool())
+            .await
+            .unwrap();
+        if size == 0 {
+            assert_eq!(named, 0, "statement_cache_size 0: every statement unnamed");
+        } else {
+            assert!(named >= 1, "statement_cache_size {size}: none named");
+        }
+        brotr.close().await;
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    assert!(
+        answers[0].contains("wss://cached.example.com"),
+        "{}",
+        answers[0]
+    );
+}
+
+/// A lookup runs as one statement outside a transaction (no `SET LOCAL statement_timeout`): the
+/// client-side budget still bounds it. Behind an `ACCESS EXCLUSIVE` lock the lookup gives up
+/// after its budget, and the connection it left mid-statement serves the next lookup.
+#[tokio::test]
+async fn a_lookup_blocked_by_a_lock_ends_at_its_budget_and_the_pool_recovers() {
+    let db = TestDb::new().await;
+    db.brotr()
+        .insert_relays(&[relay("wss://locked.example.com", 7)])
+        .await
+        .unwrap();
+    let mut config = db.config();
+    config.pool.limits.min_size = 1;
+    config.pool.limits.max_size = 1;
+    config.pool.limits.statement_cache_size = 100;
+    config.pool.retry.max_attempts = 1;
+    let brotr = bigbrotr_db::Brotr::connect(config, None).await.unwrap();
+    let objects = brotr.discover_catalog().await.unwrap();
+    let relay_object = objects.iter().find(|o| o.name == "relay").unwrap().clone();
+    let key = [Value::Text("wss://locked.example.com".into())];
+
+    let mut locker = db.pool().begin().await.unwrap();
+    sqlx::query("LOCK TABLE relay IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = brotr
+        .catalog_get(&relay_object, &key, ReadBudget(Duration::from_millis(500)))
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(err, DbError::Timeout { .. }), "{err:?}");
+    assert!(
+        waited >= Duration::from_millis(450) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    locker.rollback().await.unwrap();
+
+    let found = brotr
+        .catalog_get(&relay_object, &key, ReadBudget(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert!(found.is_some_and(|row| row.contains("wss://locked.example.com")));
+    brotr.close().await;
 }

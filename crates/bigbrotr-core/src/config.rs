@@ -227,6 +227,8 @@ pub struct PoolOverrides {
     pub min_size: Option<u32>,
     /// → `pool.limits.max_size`.
     pub max_size: Option<u32>,
+    /// → `pool.limits.statement_cache_size` (not in the original: its pool never caches).
+    pub statement_cache_size: Option<usize>,
     /// → `pool.server_settings.application_name` (default: the service name).
     pub application_name: Option<String>,
 }
@@ -246,6 +248,9 @@ impl PoolOverrides {
         }
         if let Some(max_size) = self.max_size {
             pool.limits.max_size = max_size;
+        }
+        if let Some(size) = self.statement_cache_size {
+            pool.limits.statement_cache_size = size;
         }
         pool.server_settings.application_name = self
             .application_name

@@ -114,6 +114,55 @@ impl Brotr {
             .await
     }
 
+    /// One read-only statement on a pooled connection, outside any transaction: for lookups by
+    /// a unique key, whose time the index bounds, so they need neither `BEGIN READ ONLY` nor
+    /// `SET LOCAL statement_timeout` (two round trips, more than the lookup itself). `budget`
+    /// is the client-side deadline; a statement cut by it is left to finish on the server, which
+    /// for an index lookup is immediate. With a `pool.server_settings.timezone` other than UTC
+    /// (which is set per transaction) it runs as [`Brotr::transact_read_only`] does, so the
+    /// values render the same on both paths. Retries on connection failures like the others.
+    pub(crate) async fn read_statement<T, F>(&self, budget: Duration, mut op: F) -> Result<T>
+    where
+        F: for<'c> FnMut(&'c mut PgConnection) -> TxFuture<'c, T>,
+    {
+        if self.config.pool.server_settings.timezone != "UTC" {
+            return self.transact_read_only(budget, op).await;
+        }
+        let retry = &self.config.pool.retry;
+        let mut attempt: u32 = 0;
+        loop {
+            let run = async {
+                let mut conn = self.pool.acquire().await?;
+                Ok::<T, DbError>(op(&mut conn).await?)
+            };
+            let outcome = match tokio::time::timeout(budget, run).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(DbError::Timeout {
+                    category: TimeoutCategory::Query.as_str(),
+                    seconds: budget.as_secs_f64(),
+                }),
+            };
+            match outcome {
+                Err(DbError::Sqlx(error))
+                    if pool::is_transient(&error) && attempt + 1 < retry.max_attempts =>
+                {
+                    let delay = retry.delay(attempt);
+                    attempt += 1;
+                    tracing::warn!(
+                        target: "pool",
+                        operation = TimeoutCategory::Query.as_str(),
+                        attempt,
+                        delay_s = delay.as_secs_f64(),
+                        error = %error,
+                        "query_retry"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// The retry loop shared by [`Brotr::transact`] and [`Brotr::transact_unbounded`]:
     /// `timeout` is the client-side deadline (plus a margin), `statement_timeout` the
     /// milliseconds set with `SET LOCAL` (`Some(0)` disables it, `None` leaves the session's).

@@ -283,13 +283,18 @@ impl Brotr {
     pub async fn discover_catalog(&self) -> Result<Vec<CatalogObject>> {
         self.transact(TimeoutCategory::Query, |conn| {
             Box::pin(async move {
-                let objects = sqlx::query(DISCOVER_OBJECTS).fetch_all(&mut *conn).await?;
+                let objects = sqlx::query(DISCOVER_OBJECTS)
+                    .persistent(false)
+                    .fetch_all(&mut *conn)
+                    .await?;
                 let oids: Vec<i64> = objects.iter().map(|row| row.get::<i64, _>(0)).collect();
                 let columns = sqlx::query(DISCOVER_COLUMNS)
+                    .persistent(false)
                     .bind(&oids)
                     .fetch_all(&mut *conn)
                     .await?;
                 let keys = sqlx::query(DISCOVER_KEYS)
+                    .persistent(false)
                     .bind(&oids)
                     .fetch_all(&mut *conn)
                     .await?;
@@ -341,11 +346,12 @@ impl Brotr {
         let plan = list_sql(object, query, &order)?;
         let total_mode = query.total;
         let limit = query.limit as usize;
+        let named = self.named_statements();
         self.read_only(budget, move |conn| {
             let plan = plan.clone();
             Box::pin(async move {
                 let mut data = sqlx::query(AssertSqlSafe(plan.data.clone()));
-                data = bind_all(data, &plan.data_binds);
+                data = bind_all(data, &plan.data_binds, named);
                 let rows = data.fetch_all(&mut *conn).await?;
                 let has_more = rows.len() > limit;
                 let mut out = Vec::with_capacity(rows.len().min(limit));
@@ -360,7 +366,7 @@ impl Brotr {
                 }
                 let total = match total_mode {
                     TotalMode::None => None,
-                    TotalMode::Capped(cap) => Some(count(conn, &plan, cap).await?),
+                    TotalMode::Capped(cap) => Some(count(conn, &plan, cap, named).await?),
                 };
                 Ok(ListPage {
                     rows: out,
@@ -404,11 +410,14 @@ impl Brotr {
             render_select(object),
             clauses.join(" AND ")
         );
-        self.read_only(budget, move |conn| {
+        // One statement by the object's key (its primary key or the unique index its refresh
+        // needs): no transaction around it, see `Brotr::read_statement`.
+        let named = self.named_statements();
+        self.read_statement(budget.0, move |conn| {
             let sql = sql.clone();
             let binds = binds.clone();
             Box::pin(async move {
-                let query = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds);
+                let query = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds, named);
                 let row = query.fetch_optional(&mut *conn).await?;
                 Ok(row.map(|row| row.get::<String, _>(0)))
             })
@@ -418,13 +427,22 @@ impl Brotr {
 
     /// `SELECT 1` within `budget`: whether the database answers (the API's `/health`).
     pub async fn ping(&self, budget: ReadBudget) -> Result<()> {
-        self.read_only(budget, |conn| {
+        let named = self.named_statements();
+        self.read_only(budget, move |conn| {
             Box::pin(async move {
-                sqlx::query("SELECT 1").execute(&mut *conn).await?;
+                sqlx::query("SELECT 1")
+                    .persistent(named)
+                    .execute(&mut *conn)
+                    .await?;
                 Ok(())
             })
         })
         .await
+    }
+
+    /// Whether the read side's statements are named and cached (see [`bind_all`]).
+    fn named_statements(&self) -> bool {
+        self.config().pool.limits.statement_cache_size > 0
     }
 
     /// Runs `op` in a `READ ONLY` transaction whose statements are bounded by `budget` on the
@@ -716,7 +734,12 @@ fn row_after(
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-fn bind_all<'q>(mut query: PgQuery<'q>, binds: &[Value]) -> PgQuery<'q> {
+/// Binds `binds` in order. `named`: the statement is prepared under a name and cached per
+/// connection (`pool.limits.statement_cache_size` > 0); otherwise it is unnamed, like every other
+/// statement of this crate (`persistent(false)`: sqlx would otherwise prepare it under a name
+/// and, with the cache off, never close it).
+fn bind_all<'q>(mut query: PgQuery<'q>, binds: &[Value], named: bool) -> PgQuery<'q> {
+    query = query.persistent(named);
     for value in binds {
         query = match value {
             Value::Int(v) => query.bind(*v),
@@ -735,6 +758,7 @@ async fn count(
     conn: &mut sqlx::PgConnection,
     plan: &ListPlan,
     cap: u64,
+    named: bool,
 ) -> Result<Total, sqlx::Error> {
     if cap > 0 {
         let sql = format!(
@@ -742,7 +766,7 @@ async fn count(
             plan.filtered,
             cap.saturating_add(1)
         );
-        let counted: i64 = bind_all(sqlx::query(AssertSqlSafe(sql)), &plan.filter_binds)
+        let counted: i64 = bind_all(sqlx::query(AssertSqlSafe(sql)), &plan.filter_binds, named)
             .fetch_one(&mut *conn)
             .await?
             .get(0);
@@ -757,7 +781,7 @@ async fn count(
     let estimate: f64 = if plan.has_conditions {
         let sql = format!("EXPLAIN (FORMAT JSON) {}", plan.filtered);
         let explained: serde_json::Value =
-            bind_all(sqlx::query(AssertSqlSafe(sql)), &plan.filter_binds)
+            bind_all(sqlx::query(AssertSqlSafe(sql)), &plan.filter_binds, named)
                 .fetch_one(&mut *conn)
                 .await?
                 .get(0);
@@ -777,6 +801,7 @@ async fn count(
                         WHERE c.oid = $1::regclass), \
                        0)::float8";
         sqlx::query(sql)
+            .persistent(named)
             .bind(&plan.table)
             .fetch_one(&mut *conn)
             .await?

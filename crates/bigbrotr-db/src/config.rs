@@ -120,6 +120,12 @@ pub struct LimitsConfig {
     pub max_queries: u64,
     /// Seconds an idle connection is kept before it is closed.
     pub max_inactive_connection_lifetime: f64,
+    /// Named (server-side prepared) statements kept per connection, 0–1000. `0`, the default,
+    /// is the original's `statement_cache_size=0`: every statement unnamed, safe behind any
+    /// PgBouncer in transaction mode. A PgBouncer ≥ 1.21 with `max_prepared_statements` at
+    /// least this large (the deployments ship 1.25 with 200) lets the read side cache them,
+    /// which saves a round trip and the planning of every repeated statement.
+    pub statement_cache_size: usize,
 }
 
 impl Default for LimitsConfig {
@@ -129,6 +135,7 @@ impl Default for LimitsConfig {
             max_size: 5,
             max_queries: 50_000,
             max_inactive_connection_lifetime: 300.0,
+            statement_cache_size: 0,
         }
     }
 }
@@ -335,6 +342,12 @@ impl BrotrConfig {
             )));
         }
         check_range("pool.limits.max_queries", limits.max_queries, 1, u64::MAX)?;
+        check_range(
+            "pool.limits.statement_cache_size",
+            limits.statement_cache_size,
+            0,
+            1000,
+        )?;
         check_finite(
             "pool.limits.max_inactive_connection_lifetime",
             limits.max_inactive_connection_lifetime,

@@ -1,10 +1,13 @@
 //! Connecting to PostgreSQL: connection options from [`PoolConfig`], connect-time retries with
 //! backoff, and the classification of errors as transient (worth a retry on a fresh connection).
 //!
-//! PgBouncer in transaction mode: every statement the facade sends is unnamed (never a
-//! server-side prepared statement that could outlive its server connection) and runs inside an
-//! explicit transaction, which pins one server connection from `BEGIN` to `COMMIT`. Session state
-//! (timeouts, time zone) is set with `SET LOCAL` in that transaction, never on the session.
+//! PgBouncer in transaction mode: by default every statement the facade sends is unnamed (never
+//! a server-side prepared statement that could outlive its server connection), as in the
+//! original; `pool.limits.statement_cache_size` turns on sqlx's per-connection cache of named
+//! statements, which PgBouncer ≥ 1.21 (`max_prepared_statements`) maps onto its server
+//! connections. Writes run inside an explicit transaction, which pins one server connection from
+//! `BEGIN` to `COMMIT`; session state (timeouts, time zone) is set with `SET LOCAL` in that
+//! transaction, never on the session.
 
 use std::time::Duration;
 
@@ -23,8 +26,8 @@ pub fn connect_options(config: &PoolConfig, password: Option<&str>) -> PgConnect
         .database(&db.database)
         .username(&db.user)
         .application_name(&config.server_settings.application_name)
-        // Statements are unnamed (see the module docs): nothing to cache per connection.
-        .statement_cache_capacity(0)
+        // 0 (the default): every statement unnamed, see the module docs.
+        .statement_cache_capacity(config.limits.statement_cache_size)
         .log_statements(log::LevelFilter::Trace)
         .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(30));
     options = if db.host.starts_with('/') {
