@@ -1,10 +1,12 @@
 //! Relays for tests, all on 127.0.0.1: rust-nostr's in-process relay (with raised rate limits,
 //! optionally requiring NIP-42 AUTH, optionally seeded with events as given), a TLS front with a
 //! certificate from a test CA, a WebSocket middlebox that reorders, cuts or filters what a real
-//! relay says, and hostile peers that never answer, drop the connection, send garbage or flood.
+//! relay says, and hostile peers that never answer, drop the connection, send garbage, flood, or
+//! demand NIP-42 AUTH without end.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -217,6 +219,14 @@ pub enum Hostility {
     /// Completes the handshake and, from the first message on, streams invalid frames without
     /// end (not JSON, wrong arrays, binary noise, 10 KB of junk), never a valid message.
     GarbageStream,
+    /// Completes the handshake and sends a NIP-42 challenge; accepts every AUTH (`OK` true) and
+    /// at once sends a new challenge, for ever; answers every REQ with `CLOSED auth-required:`
+    /// and every EVENT with `OK` false `auth-required:` ([`HostilePeer::auth_messages`] counts
+    /// the AUTH events received).
+    EndlessAuth,
+    /// Completes the handshake and sends a NIP-42 challenge; answers every REQ with `CLOSED
+    /// auth-required:` and every EVENT with `OK` false `auth-required:`, and never answers AUTH.
+    IgnoredAuth,
     /// Completes the handshake and answers every REQ with `count` EVENT frames of about 8 MiB
     /// each (events at second `created_at`, their ids and signatures not valid), then EOSE.
     HugeEvents {
@@ -232,6 +242,7 @@ pub enum Hostility {
 pub struct HostilePeer {
     address: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    auths: Arc<AtomicUsize>,
 }
 
 impl HostilePeer {
@@ -239,17 +250,28 @@ impl HostilePeer {
     pub async fn start(hostility: Hostility) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
+        let auths = Arc::new(AtomicUsize::new(0));
+        let counter = auths.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve_hostile(stream, hostility));
+                tokio::spawn(serve_hostile(stream, hostility, counter.clone()));
             }
         });
-        Self { address, task }
+        Self {
+            address,
+            task,
+            auths,
+        }
     }
 
     /// Where it listens.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// NIP-42 AUTH messages received so far, over all connections.
+    pub fn auth_messages(&self) -> usize {
+        self.auths.load(Ordering::SeqCst)
     }
 }
 
@@ -268,7 +290,11 @@ const GARBAGE: [&str; 6] = [
     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
 ];
 
-async fn serve_hostile(mut stream: tokio::net::TcpStream, hostility: Hostility) {
+async fn serve_hostile(
+    mut stream: tokio::net::TcpStream,
+    hostility: Hostility,
+    auths: Arc<AtomicUsize>,
+) {
     use tokio::io::AsyncWriteExt;
     match hostility {
         Hostility::SilentSocket => {
@@ -365,7 +391,71 @@ async fn serve_hostile(mut stream: tokio::net::TcpStream, hostility: Hostility) 
                 }
             }
         }
+        Hostility::EndlessAuth => auth_wall(&mut ws, &auths, true).await,
+        Hostility::IgnoredAuth => auth_wall(&mut ws, &auths, false).await,
         Hostility::SilentSocket | Hostility::NotHttp => {}
+    }
+}
+
+/// A relay that wants NIP-42 AUTH for everything; with `accept`, every AUTH is accepted and
+/// followed by a new challenge, else AUTH is never answered.
+async fn auth_wall(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    auths: &AtomicUsize,
+    accept: bool,
+) {
+    let mut challenges = 0_u64;
+    let challenge = |challenges: &mut u64| {
+        *challenges += 1;
+        Message::text(format!("[\"AUTH\",\"challenge-{challenges}\"]"))
+    };
+    if ws.send(challenge(&mut challenges)).await.is_err() {
+        return;
+    }
+    while let Some(Ok(message)) = ws.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(&text)
+        else {
+            continue;
+        };
+        let second = items.get(1);
+        let id = |value: Option<&serde_json::Value>| {
+            value
+                .and_then(|v| v.get("id"))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let replies = match items.first().and_then(|v| v.as_str()) {
+            Some("AUTH") => {
+                auths.fetch_add(1, Ordering::SeqCst);
+                if !accept {
+                    continue;
+                }
+                vec![
+                    Message::text(serde_json::json!(["OK", id(second), true, ""]).to_string()),
+                    challenge(&mut challenges),
+                ]
+            }
+            Some("REQ") => {
+                let sub = second.and_then(|v| v.as_str()).unwrap_or_default();
+                vec![Message::text(
+                    serde_json::json!(["CLOSED", sub, "auth-required: sign in first"]).to_string(),
+                )]
+            }
+            Some("EVENT") => vec![Message::text(
+                serde_json::json!(["OK", id(second), false, "auth-required: sign in first"])
+                    .to_string(),
+            )],
+            _ => continue,
+        };
+        for reply in replies {
+            if ws.send(reply).await.is_err() {
+                return;
+            }
+        }
     }
 }
 

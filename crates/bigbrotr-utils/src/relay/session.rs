@@ -32,6 +32,13 @@ const NEGENTROPY_FRAME_LIMIT: u64 = 60_000;
 /// request may receive before the relay is failed; they never count as an answer.
 pub const MAX_INVALID_FRAMES: usize = 64;
 
+/// NIP-42 AUTH events one session signs and sends at most. One answers the challenge a relay
+/// sends on connection (or after an `auth-required:` refusal); the second covers a relay that
+/// rotates its challenge once. A challenge beyond the bound is left unanswered, and a request
+/// waiting for AUTH then fails at once with [`SessionError::AuthLimit`]: a relay that answers
+/// every AUTH with a new challenge costs two signatures, not a signature per round trip.
+pub const MAX_AUTH_PER_SESSION: usize = 2;
+
 /// Byte bounds of a session's responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
@@ -70,6 +77,9 @@ pub enum SessionError {
     /// The relay refused our AUTH event, or asked again after accepting it.
     #[error("NIP-42 AUTH failed: {0}")]
     AuthRejected(String),
+    /// The relay kept asking for AUTH after [`MAX_AUTH_PER_SESSION`] AUTH events.
+    #[error("NIP-42 AUTH: the relay asked again after {0} AUTH events")]
+    AuthLimit(usize),
     /// The relay sent more events than allowed for one request.
     #[error("more than {0} events in one response")]
     Flood(usize),
@@ -91,7 +101,9 @@ impl SessionError {
             SessionError::Timeout(_) => "timeout",
             SessionError::Connection(_) => "connection",
             SessionError::Closed(_) => "closed",
-            SessionError::AuthRequired | SessionError::AuthRejected(_) => "auth",
+            SessionError::AuthRequired
+            | SessionError::AuthRejected(_)
+            | SessionError::AuthLimit(_) => "auth",
             SessionError::Flood(_) => "flood",
             SessionError::Negentropy(_) => "negentropy",
             SessionError::InvalidFrames(_) => "invalid_frames",
@@ -132,6 +144,10 @@ pub struct Session {
     /// The id of the AUTH event sent and not yet acknowledged.
     pending_auth: Option<EventId>,
     authenticated: bool,
+    /// AUTH events sent on this session (at most [`MAX_AUTH_PER_SESSION`]).
+    auth_sent: usize,
+    /// A challenge arrived after the last AUTH the bound allowed; it stays unanswered.
+    auth_exhausted: bool,
     next_subscription: u64,
     insecure: bool,
     headers: HandshakeHeaders,
@@ -160,6 +176,8 @@ impl Session {
             challenge: None,
             pending_auth: None,
             authenticated: false,
+            auth_sent: 0,
+            auth_exhausted: false,
             next_subscription: 0,
             insecure: false,
             headers: HandshakeHeaders::default(),
@@ -200,6 +218,11 @@ impl Session {
     /// Whether the relay accepted our NIP-42 AUTH.
     pub fn authenticated(&self) -> bool {
         self.authenticated
+    }
+
+    /// NIP-42 AUTH events sent on this session.
+    pub fn auth_sent(&self) -> usize {
+        self.auth_sent
     }
 
     fn subscription(&mut self, prefix: &str) -> SubscriptionId {
@@ -281,10 +304,19 @@ impl Session {
         }
     }
 
+    /// Answers the current challenge, unless [`MAX_AUTH_PER_SESSION`] AUTH events were sent
+    /// already (then the challenge stays unanswered and the session remembers it).
     async fn send_auth(&mut self) -> Result<(), SessionError> {
         let (Some(keys), Some(challenge)) = (&self.keys, &self.challenge) else {
             return Ok(());
         };
+        if self.auth_sent >= MAX_AUTH_PER_SESSION {
+            // A new challenge invalidates the AUTH sent for the previous one.
+            self.pending_auth = None;
+            self.auth_exhausted = true;
+            return Ok(());
+        }
+        self.auth_sent += 1;
         let event = EventBuilder::auth(challenge.clone(), self.url.clone())
             .sign_with_keys(keys)
             .map_err(|e| SessionError::AuthRejected(format!("cannot sign AUTH: {e}")))?;
@@ -302,6 +334,9 @@ impl Session {
             self.send_auth().await?;
         }
         while !self.authenticated {
+            if self.auth_exhausted {
+                return Err(SessionError::AuthLimit(MAX_AUTH_PER_SESSION));
+            }
             let text = self.next_text(deadline, wait).await?;
             match RelayMessage::from_json(text.as_str()) {
                 Ok(message) => {

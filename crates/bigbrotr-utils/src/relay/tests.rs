@@ -260,3 +260,91 @@ fn certificate_errors_are_recognised() {
         "tcp: Connection refused (os error 111)"
     ));
 }
+
+/// A relay that accepts every AUTH and at once asks again, and refuses everything without AUTH,
+/// behind a TLS front.
+async fn endless_auth() -> (HostilePeer, TlsFront, Connector, Relay, Keys) {
+    let peer = HostilePeer::start(Hostility::EndlessAuth).await;
+    let ca = TestCa::new();
+    let host = "endless.example.com";
+    let front = TlsFront::start(ca.server_config(&[host]), peer.address()).await;
+    let keys = Keys::generate();
+    let connector = Connector::new(networks(5.0))
+        .unwrap()
+        .resolve(host, front.address())
+        .with_root_certificate(ca.der())
+        .unwrap()
+        .with_keys(Some(keys.clone()));
+    (
+        peer,
+        front,
+        connector,
+        relay(&format!("wss://{host}")),
+        keys,
+    )
+}
+
+#[tokio::test]
+async fn a_session_signs_at_most_two_auth_events_for_a_relay_that_never_stops_asking() {
+    let (peer, _front, connector, relay, keys) = endless_auth().await;
+    let mut session = connector.open_session(&relay).await.unwrap();
+    let started = Instant::now();
+    let error = session
+        .query(&Filter::new().limit(1), Duration::from_secs(5), 10)
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    // Refused again after an accepted AUTH.
+    assert_eq!(error.reason(), "auth", "{error:?}");
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "a recorded failure, not the 5 s wait: {elapsed:?}"
+    );
+    // The write path meets the bound: the session's two AUTH events are spent, the relay's
+    // third challenge stays unanswered and the refused EVENT fails at once.
+    let note = nostr_sdk::prelude::EventBuilder::text_note("x")
+        .sign_with_keys(&keys)
+        .unwrap();
+    let error = session
+        .publish(&note, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        session::SessionError::AuthLimit(session::MAX_AUTH_PER_SESSION)
+    );
+    assert_eq!(session.auth_sent(), session::MAX_AUTH_PER_SESSION);
+    session.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(peer.auth_messages(), session::MAX_AUTH_PER_SESSION);
+}
+
+#[tokio::test]
+async fn a_nostr_sdk_connection_signs_at_most_two_auth_events_too() {
+    let (peer, _front, connector, relay, _) = endless_auth().await;
+    let connection = connector.connect(&relay).await.unwrap();
+    // nostr-sdk authenticates and resubscribes on its own; give it time to loop.
+    let _ = connection
+        .query(Filter::new().kind(Kind::TextNote), Duration::from_secs(2))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = peer.auth_messages();
+    connection.shutdown().await;
+    assert!(
+        (1..=session::MAX_AUTH_PER_SESSION).contains(&sent),
+        "{sent} AUTH events"
+    );
+}
+
+#[test]
+fn auth_challenges_are_recognised_as_a_parser_reads_them() {
+    use super::transport::is_auth_challenge;
+    assert!(is_auth_challenge(r#"["AUTH","abc"]"#));
+    assert!(is_auth_challenge(" [ \"AUTH\" , \"abc\" ]"));
+    assert!(is_auth_challenge(r#"["\u0041UTH","abc"]"#));
+    assert!(!is_auth_challenge(r#"["EVENT","AUTH",{}]"#));
+    assert!(!is_auth_challenge(r#"["AUTHX","abc"]"#));
+    assert!(!is_auth_challenge(r#"["N\u004fTICE","AUTH"]"#));
+    assert!(!is_auth_challenge("not json"));
+    assert!(!is_auth_challenge(r#"["AUTH"#));
+}

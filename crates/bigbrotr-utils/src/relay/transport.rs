@@ -26,6 +26,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use super::session::MAX_AUTH_PER_SESSION;
+
 /// Largest WebSocket message accepted from a relay (the pool's own message limit is 5 MB; this
 /// is the frame-level bound below it).
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
@@ -349,9 +351,45 @@ impl WebSocketTransport for RelayTransport {
                 .map_err(|_| failure("connect", "timed out"))??;
             let (tx, rx) = socket.split();
             let sink: WebSocketSink = Box::new(TransportSink(tx));
-            let stream: WebSocketStream = Box::pin(rx.map_err(TransportError::backend));
+            // nostr-sdk answers every challenge it sees with a newly signed AUTH: it sees only
+            // the first MAX_AUTH_PER_SESSION of a connection.
+            let mut challenges = 0_usize;
+            let stream: WebSocketStream = Box::pin(rx.map_err(TransportError::backend).try_filter(
+                move |message| {
+                    let keep = match message {
+                        Message::Text(text) if is_auth_challenge(text) => {
+                            challenges += 1;
+                            challenges <= MAX_AUTH_PER_SESSION
+                        }
+                        _ => true,
+                    };
+                    std::future::ready(keep)
+                },
+            ));
             Ok((sink, stream))
         })
+    }
+}
+
+/// Whether a relay's text message is a NIP-42 `AUTH` challenge, as a JSON parser reads its
+/// first element (an escaped spelling such as `"\u0041UTH"` is parsed, anything else is read
+/// from the first bytes).
+pub(crate) fn is_auth_challenge(text: &str) -> bool {
+    let Some(rest) = text
+        .trim_start()
+        .strip_prefix('[')
+        .map(str::trim_start)
+        .and_then(|rest| rest.strip_prefix('"'))
+    else {
+        return false;
+    };
+    match rest.find(['"', '\\']) {
+        Some(end) if rest.as_bytes()[end] == b'"' => &rest[..end] == "AUTH",
+        Some(_) => serde_json::from_str::<Vec<serde_json::Value>>(text)
+            .ok()
+            .and_then(|items| items.first().and_then(|v| v.as_str().map(|s| s == "AUTH")))
+            .unwrap_or(false),
+        None => false,
     }
 }
 
