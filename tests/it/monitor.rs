@@ -1081,3 +1081,111 @@ async fn edge_cases_store_the_documents_of_the_original() {
         )
     );
 }
+
+/// Every metadata row as `(type, id as hex)`, but the RTT documents that hold a measurement
+/// (those of relays whose connection opened carry `rtt_open`, a time: they change with every
+/// check by nature).
+async fn unmeasured_metadata(db: &TestDb) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT type::text, encode(id, 'hex') FROM metadata
+         WHERE NOT (type = 'nip66_rtt' AND data -> 'data' ? 'rtt_open')
+         ORDER BY 1, 2",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+}
+
+/// The RTT logs of `url`, one per check, oldest first.
+async fn rtt_logs(db: &TestDb, url: &str) -> Vec<Value> {
+    sqlx::query_scalar(
+        "SELECT m.data -> 'logs' FROM relay_metadata rm
+         JOIN metadata m ON m.id = rm.metadata_id AND m.type = rm.metadata_type
+         WHERE rm.relay_url = $1 AND rm.metadata_type = 'nip66_rtt' ORDER BY rm.generated_at",
+    )
+    .bind(url)
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+}
+
+/// Issue 16: a failure reason is a function of what happened, not of when, and true. Two cycles
+/// over the same dead and hostile relays (a refused port, a port that accepts TCP and never
+/// answers, relays that want NIP-42 AUTH without end or never answer it, a relay streaming
+/// invalid frames) store no new metadata document in the second: the content-addressed store
+/// does not grow with every cycle. Only the RTT documents of the relays whose connection opened
+/// are new, for their measured `rtt_open`; their reasons are the first cycle's.
+#[tokio::test]
+async fn failure_reasons_are_the_same_on_every_cycle() {
+    bigbrotr_core::bootstrap::install_crypto_provider();
+    let db = TestDb::new().await;
+    let ctx = context(&db, "monitor");
+    let keys = Keys::generate();
+    let mut lab = Lab::new("reasons");
+    let networks = networks(2.0);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let refused = lab.point("refused", closed);
+    let silent = lab.hostile("silent", Hostility::SilentSocket).await;
+    let endless = lab.tls_hostile("endless", Hostility::EndlessAuth).await;
+    let ignored = lab.tls_hostile("ignored", Hostility::IgnoredAuth).await;
+    let garbage = lab.tls_hostile("garbage", Hostility::GarbageStream).await;
+    let (connector, nip11, dns) = lab.finish(&networks, &keys).await;
+    let mut config = config(&lab, &networks, dns, "wss://publish.example.com");
+    without_geoip(&mut config);
+    config.discovery.enabled = false;
+    config.announcement.enabled = false;
+    config.profile.enabled = false;
+    config.relay_list.enabled = false;
+    let urls = [&refused, &silent, &endless, &ignored, &garbage];
+    add_relays(&ctx, &urls.map(String::as_str)).await;
+    let monitor = Monitor::new(config, keys, connector, nip11);
+
+    let first = monitor.cycle(&ctx).await.unwrap();
+    assert_eq!(first.checked, 5, "{first:?}");
+    let documents = unmeasured_metadata(&db).await;
+    // Due again at once (and a later second, so both checks keep their own rows).
+    sqlx::query("DELETE FROM service_state WHERE service_name = 'monitor'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = monitor.cycle(&ctx).await.unwrap();
+    assert_eq!(second.checked, 5, "{second:?}");
+    let again = unmeasured_metadata(&db).await;
+    let new: Vec<_> = again.iter().filter(|d| !documents.contains(d)).collect();
+    assert!(
+        new.is_empty(),
+        "the second cycle stored new documents: {new:?}"
+    );
+    for url in urls {
+        let logs = rtt_logs(&db, url).await;
+        assert_eq!(logs.len(), 2, "{url}: {logs:?}");
+        assert_eq!(logs[0], logs[1], "{url}: the reasons changed");
+    }
+
+    // The reasons say what happened.
+    let rtt = |logs: &Vec<Value>, key: &str| logs[0][key].as_str().unwrap_or_default().to_owned();
+    let silent_logs = rtt_logs(&db, &silent).await;
+    assert_eq!(rtt(&silent_logs, "open_reason"), "no connection within 2s");
+    let endless_logs = rtt_logs(&db, &endless).await;
+    assert_eq!(endless_logs[0]["open_success"], true);
+    assert_eq!(
+        rtt(&endless_logs, "write_reason"),
+        "NIP-42 AUTH: the relay asked again after 2 AUTH events"
+    );
+    let ignored_logs = rtt_logs(&db, &ignored).await;
+    for phase in ["read_reason", "write_reason"] {
+        assert_eq!(
+            rtt(&ignored_logs, phase),
+            "NIP-42 AUTH: the relay required it and did not answer ours in time",
+            "the relay answered auth-required: it was not silent"
+        );
+    }
+    assert_eq!(
+        rtt(&rtt_logs(&db, &garbage).await, "read_reason"),
+        "more than 64 invalid frames for one request"
+    );
+}

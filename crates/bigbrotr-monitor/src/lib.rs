@@ -546,9 +546,10 @@ impl Monitor {
                             generated_at: clock::now(),
                             ..RelayResult::default()
                         };
-                        result.http = Some(bigbrotr_nips::CheckOutcome::failure(format!(
-                            "check aborted: {error}"
-                        )));
+                        // The reason names no task id: the same failure stores the same document.
+                        result.http = Some(bigbrotr_nips::CheckOutcome::failure(
+                            "check aborted: the check panicked",
+                        ));
                         results.push((relay, result));
                     }
                 }

@@ -213,9 +213,10 @@ async fn write_phase(
     let published = match session.publish(&event, options.timeout).await {
         Ok(published) => published,
         Err(error) => {
-            // A timeout or a broken connection says nothing about AUTH.
+            // A timeout or a broken connection says nothing about AUTH; an AUTH failure means
+            // the relay asked for it.
             phases.fail("write", session_reason(&error));
-            return false;
+            return error.reason() == "auth";
         }
     };
     let elapsed = started.elapsed();
@@ -240,6 +241,8 @@ async fn write_phase(
     published.auth_requested
 }
 
+/// The stored reason of a failed phase: a function of what the relay did, never of when (no
+/// measured durations), and true (a timeout only when the relay sent nothing that answers).
 fn session_reason(error: &SessionError) -> String {
     match error {
         SessionError::Timeout(_) => "no response from relay".to_owned(),

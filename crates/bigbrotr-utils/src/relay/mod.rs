@@ -49,7 +49,8 @@ pub enum ConnectError {
     /// The connection failed (DNS, TCP, TLS, WebSocket handshake, proxy).
     #[error("connection failed: {0}")]
     Connect(String),
-    /// No connection within the budget.
+    /// No connection within the budget: the caller's budget (the network's timeout), never
+    /// the time measured, so the same situation always gives the same reason.
     #[error("no connection within {0:?}")]
     Timeout(Duration),
 }
@@ -185,20 +186,38 @@ impl Connector {
         } else {
             &self.insecure
         };
-        let (transport, remaining) = self.transport_until(tls, deadline)?;
+        let (transport, remaining) = self
+            .transport_until(tls, deadline)
+            .map_err(|e| e.with_budget(budget))?;
         let mode = proxy.map_or(ConnectionMode::Direct, ConnectionMode::Proxy);
         let target = nostr_sdk::Url::parse(relay.url())
             .map_err(|e| ConnectError::Url(relay.url().to_owned(), e.to_string()))?;
         match tokio::time::timeout(remaining, transport.tls_handshake(&target, &mode)).await {
             Ok(Ok(peer)) => Ok(peer),
             Ok(Err(error)) => Err(ConnectError::Connect(error_chain(&error))),
-            Err(_) => Err(ConnectError::Timeout(remaining)),
+            Err(_) => Err(ConnectError::Timeout(budget)),
         }
     }
 
     /// Runs `attempt` with verified TLS and, for a clearnet certificate error with
     /// `allow_insecure`, once more without verification. Returns whether the retry was needed.
+    /// A timeout reports `budget`.
     async fn with_tls_retry<'a, T, F, Fut>(
+        &'a self,
+        relay: &Relay,
+        budget: Duration,
+        attempt: F,
+    ) -> Result<(T, bool), ConnectError>
+    where
+        F: Fn(RelayUrl, Option<SocketAddr>, &'a TlsMode, Instant) -> Fut,
+        Fut: Future<Output = Result<T, ConnectError>>,
+    {
+        self.try_with_tls_retry(relay, budget, attempt)
+            .await
+            .map_err(|e| e.with_budget(budget))
+    }
+
+    async fn try_with_tls_retry<'a, T, F, Fut>(
         &'a self,
         relay: &Relay,
         budget: Duration,
@@ -325,6 +344,16 @@ impl Connector {
                 client.shutdown().await;
                 Err(ConnectError::Timeout(remaining))
             }
+        }
+    }
+}
+
+impl ConnectError {
+    /// A timeout reports the caller's `budget` (attempts see only the time left of it).
+    fn with_budget(self, budget: Duration) -> Self {
+        match self {
+            ConnectError::Timeout(_) => ConnectError::Timeout(budget),
+            other => other,
         }
     }
 }

@@ -80,6 +80,10 @@ pub enum SessionError {
     /// The relay kept asking for AUTH after [`MAX_AUTH_PER_SESSION`] AUTH events.
     #[error("NIP-42 AUTH: the relay asked again after {0} AUTH events")]
     AuthLimit(usize),
+    /// The relay refused the request with `auth-required:` and did not answer our AUTH within
+    /// the wait (it did respond: this is not a [`SessionError::Timeout`]).
+    #[error("NIP-42 AUTH: the relay required it and did not answer ours in time")]
+    AuthUnanswered,
     /// The relay sent more events than allowed for one request.
     #[error("more than {0} events in one response")]
     Flood(usize),
@@ -103,7 +107,8 @@ impl SessionError {
             SessionError::Closed(_) => "closed",
             SessionError::AuthRequired
             | SessionError::AuthRejected(_)
-            | SessionError::AuthLimit(_) => "auth",
+            | SessionError::AuthLimit(_)
+            | SessionError::AuthUnanswered => "auth",
             SessionError::Flood(_) => "flood",
             SessionError::Negentropy(_) => "negentropy",
             SessionError::InvalidFrames(_) => "invalid_frames",
@@ -148,6 +153,9 @@ pub struct Session {
     auth_sent: usize,
     /// A challenge arrived after the last AUTH the bound allowed; it stays unanswered.
     auth_exhausted: bool,
+    /// Waiting for the relay to accept our AUTH after an `auth-required:` refusal (a timeout
+    /// then is [`SessionError::AuthUnanswered`]).
+    authenticating: bool,
     next_subscription: u64,
     insecure: bool,
     headers: HandshakeHeaders,
@@ -178,6 +186,7 @@ impl Session {
             authenticated: false,
             auth_sent: 0,
             auth_exhausted: false,
+            authenticating: false,
             next_subscription: 0,
             insecure: false,
             headers: HandshakeHeaders::default(),
@@ -324,12 +333,28 @@ impl Session {
         self.send(ClientMessage::auth(event)).await
     }
 
-    /// Authenticates (after a CLOSED `auth-required:`), waiting at most `wait`.
-    async fn authenticate(&mut self, wait: Duration) -> Result<(), SessionError> {
+    /// Authenticates after an `auth-required:` refusal, until `deadline`; a timeout is
+    /// [`SessionError::AuthUnanswered`] (the relay did answer, with the refusal).
+    async fn authenticate(
+        &mut self,
+        deadline: Instant,
+        wait: Duration,
+    ) -> Result<(), SessionError> {
         if self.keys.is_none() {
             return Err(SessionError::AuthRequired);
         }
-        let deadline = Instant::now() + wait;
+        // Stays set if a caller's outer timeout drops this future (see `timed_out`).
+        self.authenticating = true;
+        let result = self.await_authentication(deadline, wait).await;
+        self.authenticating = false;
+        result
+    }
+
+    async fn await_authentication(
+        &mut self,
+        deadline: Instant,
+        wait: Duration,
+    ) -> Result<(), SessionError> {
         if self.pending_auth.is_none() && !self.authenticated {
             self.send_auth().await?;
         }
@@ -337,7 +362,10 @@ impl Session {
             if self.auth_exhausted {
                 return Err(SessionError::AuthLimit(MAX_AUTH_PER_SESSION));
             }
-            let text = self.next_text(deadline, wait).await?;
+            let text = match self.next_text(deadline, wait).await {
+                Err(SessionError::Timeout(_)) => return Err(SessionError::AuthUnanswered),
+                other => other?,
+            };
             match RelayMessage::from_json(text.as_str()) {
                 Ok(message) => {
                     self.handle_common(&message).await?;
@@ -346,6 +374,16 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// The error of a request whose whole-request bound `wait` ran out: a timeout, unless the
+    /// relay had refused it with `auth-required:` and the session was waiting for its AUTH.
+    fn timed_out(&mut self, wait: Duration) -> SessionError {
+        if std::mem::take(&mut self.authenticating) {
+            SessionError::AuthUnanswered
+        } else {
+            SessionError::Timeout(wait)
+        }
     }
 
     /// Sends one REQ for `filter` and collects its stored events until EOSE, then CLOSEs it.
@@ -372,6 +410,7 @@ impl Session {
     ) -> Result<Response, SessionError> {
         let mut auth_retried = false;
         self.invalid_frames = 0;
+        self.authenticating = false;
         'request: loop {
             let id = self.subscription("s");
             self.send(ClientMessage::req(id.clone(), vec![filter.clone()]))
@@ -444,7 +483,7 @@ impl Session {
                     } if *subscription_id == id => {
                         if message.starts_with("auth-required:") && !auth_retried {
                             auth_retried = true;
-                            self.authenticate(wait).await?;
+                            self.authenticate(Instant::now() + wait, wait).await?;
                             continue 'request;
                         }
                         if message.starts_with("auth-required:") {
@@ -467,20 +506,24 @@ impl Session {
         wait: Duration,
     ) -> Result<Published, SessionError> {
         let deadline = Instant::now() + wait;
-        tokio::time::timeout_at(deadline, self.publish_until(event, deadline))
-            .await
-            .map_err(|_| SessionError::Timeout(wait))?
+        match tokio::time::timeout_at(deadline, self.publish_until(event, deadline, wait)).await {
+            Ok(result) => result,
+            Err(_) => Err(self.timed_out(wait)),
+        }
     }
 
+    /// [`Session::publish`] until `deadline`; `wait` is the caller's bound, the one a timeout
+    /// reports.
     async fn publish_until(
         &mut self,
         event: &nostr_sdk::Event,
         deadline: Instant,
+        wait: Duration,
     ) -> Result<Published, SessionError> {
         let mut auth_retried = false;
         let mut auth_requested = false;
         self.invalid_frames = 0;
-        let wait = deadline.saturating_duration_since(Instant::now());
+        self.authenticating = false;
         'send: loop {
             self.send(ClientMessage::event(event.clone())).await?;
             loop {
@@ -504,8 +547,7 @@ impl Session {
                         auth_requested = true;
                         if !auth_retried && self.keys.is_some() {
                             auth_retried = true;
-                            let remaining = deadline.saturating_duration_since(Instant::now());
-                            self.authenticate(remaining).await?;
+                            self.authenticate(deadline, wait).await?;
                             continue 'send;
                         }
                     }
@@ -527,9 +569,10 @@ impl Session {
         filter: &Filter,
         wait: Duration,
     ) -> Result<Option<Received>, SessionError> {
-        let response = tokio::time::timeout(wait, self.collect(filter, wait, 1, true))
-            .await
-            .map_err(|_| SessionError::Timeout(wait))??;
+        let response = match tokio::time::timeout(wait, self.collect(filter, wait, 1, true)).await {
+            Ok(result) => result?,
+            Err(_) => return Err(self.timed_out(wait)),
+        };
         Ok(response.events.into_iter().next())
     }
 
