@@ -89,6 +89,15 @@ impl ApiConfig {
 }
 
 impl Validate for ApiConfig {
+    /// `tables:` is keyed by table name; each entry's keys are checked and converted.
+    fn shapes() -> Vec<(&'static str, serde_json::Value)> {
+        let table = serde_json::to_value(bigbrotr_catalog::TableAccess::default());
+        vec![
+            ("tables.*", table.unwrap_or_default()),
+            ("max_concurrent_queries", serde_json::Value::from(1)),
+        ]
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.base.validate()?;
         if !bigbrotr_core::metrics::is_host(&self.host) {
@@ -205,6 +214,25 @@ mod tests {
         assert!(config.tables.is_empty() && config.cors_origins.is_empty());
         assert_eq!(config.request_timeout, 30.0);
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn table_entries_are_converted_like_pydantic_and_their_typos_warned() {
+        let value = bigbrotr_core::config::parse_yaml(
+            "tables:\n  relay: {enabled: \"true\", enabeld: true}\n  event: {enabled: \"off\"}\n",
+            std::path::Path::new("api.yaml"),
+        )
+        .unwrap();
+        let loaded = bigbrotr_core::config::load_value::<ApiConfig>(
+            value,
+            true,
+            "BIGBROTR_TEST_UNUSED__",
+            "api.yaml",
+        )
+        .unwrap();
+        assert_eq!(loaded.unknown_keys, vec!["tables.relay.enabeld"]);
+        assert!(loaded.config.tables["relay"].enabled);
+        assert!(!loaded.config.tables["event"].enabled);
     }
 
     #[test]

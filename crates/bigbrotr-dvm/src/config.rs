@@ -160,6 +160,12 @@ fn range(key: &str, value: f64, min: f64, max: f64) -> Result<(), ConfigError> {
 }
 
 impl Validate for DvmConfig {
+    /// `tables:` is keyed by table name; each entry's keys are checked and converted.
+    fn shapes() -> Vec<(&'static str, serde_json::Value)> {
+        let table = serde_json::to_value(bigbrotr_catalog::TableAccess::default());
+        vec![("tables.*", table.unwrap_or_default())]
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.base.validate()?;
         if !REQUEST_KINDS.contains(&self.kind) {
@@ -209,6 +215,13 @@ impl Validate for DvmConfig {
             1e6,
         )?;
         range("limits.total", f64::from(limits.total), 1.0, 1e7)?;
+        if limits.per_requester > limits.total {
+            return Err(ConfigError(format!(
+                "limits.per_requester ({}) is larger than limits.total ({}): one requester \
+                 would be allowed more than everyone",
+                limits.per_requester, limits.total
+            )));
+        }
         range("limits.queue", limits.queue as f64, 1.0, 100_000.0)?;
         range("limits.workers", limits.workers as f64, 1.0, 64.0)?;
         range(
@@ -288,6 +301,26 @@ metrics: {enabled: true, host: 0.0.0.0}
     }
 
     #[test]
+    fn table_entries_are_converted_like_pydantic_and_their_typos_warned() {
+        let value = bigbrotr_core::config::parse_yaml(
+            "tables:\n  relay: {enabled: \"yes\", price: \"1000\", enbled: true}\n",
+            std::path::Path::new("dvm.yaml"),
+        )
+        .unwrap();
+        let loaded = bigbrotr_core::config::load_value::<DvmConfig>(
+            value,
+            true,
+            "BIGBROTR_TEST_UNUSED__",
+            "dvm.yaml",
+        )
+        .unwrap();
+        assert_eq!(loaded.unknown_keys, vec!["tables.relay.enbled"]);
+        let relay = &loaded.config.tables["relay"];
+        assert!(relay.enabled);
+        assert_eq!(relay.price, 1000);
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         for (yaml, key) in [
             ("kind: 1", "kind"),
@@ -300,6 +333,10 @@ metrics: {enabled: true, host: 0.0.0.0}
             ("limits: {workers: 0}", "limits.workers"),
             ("limits: {window: 0}", "limits.window"),
             ("max_result_bytes: 10", "max_result_bytes"),
+            (
+                "limits: {per_requester: 700, total: 600}",
+                "limits.per_requester (700) is larger than limits.total (600)",
+            ),
         ] {
             let error = load(yaml).unwrap_err();
             assert!(error.contains(key), "{yaml}: {error}");

@@ -231,6 +231,13 @@ impl Validate for FinderConfig {
             10.0,
             1_000_000.0,
         )?;
+        if live.page_size > live.max_events {
+            return Err(ConfigError(format!(
+                "live.page_size ({}) is larger than live.max_events ({}): one page would read \
+                 more than a relay's events per cycle",
+                live.page_size, live.max_events
+            )));
+        }
         if live.kinds.is_empty() {
             return Err(ConfigError("live.kinds must not be empty".into()));
         }
@@ -311,5 +318,30 @@ mod tests {
         assert!(parse("events:\n  parallel_relays: 201\n").is_err());
         assert!(parse("api:\n  request_delay: 11\n").is_err());
         assert!(parse("live:\n  relays: ['wss://127.0.0.1']\n").is_err());
+        let error = parse("live:\n  page_size: 600\n  max_events: 500\n").unwrap_err();
+        assert!(
+            error.0.contains("live.page_size") && error.0.contains("live.max_events"),
+            "{error}"
+        );
+        parse("live:\n  page_size: 500\n  max_events: 500\n").unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_of_a_source_are_warned() {
+        let value = bigbrotr_core::config::parse_yaml(
+            "api:\n  sources:\n    - url: https://x.example.com\n      expression: '[*]'\n      \
+             timout: 5\n      timeout: \"20\"\n",
+            std::path::Path::new("finder.yaml"),
+        )
+        .unwrap();
+        let loaded = bigbrotr_core::config::load_value::<FinderConfig>(
+            value,
+            true,
+            "BIGBROTR_TEST_UNUSED__",
+            "finder.yaml",
+        )
+        .unwrap();
+        assert_eq!(loaded.unknown_keys, vec!["api.sources[0].timout"]);
+        assert_eq!(loaded.config.api.sources[0].timeout, 20.0);
     }
 }

@@ -573,6 +573,13 @@ impl MonitorConfig {
 }
 
 impl Validate for MonitorConfig {
+    fn shapes() -> Vec<(&'static str, serde_json::Value)> {
+        vec![
+            ("processing.max_relays", serde_json::Value::from(0)),
+            ("geo.max_age_days", serde_json::Value::from(0)),
+        ]
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.base.validate()?;
         self.networks

@@ -91,9 +91,10 @@ impl Default for TimeoutsConfig {
     }
 }
 
-/// One entry of `overrides:`; unset fields keep the global value.
+/// One entry of `overrides:`; unset fields keep the global value. Unknown keys are warned like
+/// any other file's (see [`Validate::shapes`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct RelayOverride {
     /// The REQ `limit` for this relay (10–5000).
     pub limit: Option<u32>,
@@ -202,6 +203,32 @@ impl RelaySettingsTable {
 
 impl Validate for SynchronizerConfig {
     fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_at(bigbrotr_core::clock::now())
+    }
+
+    fn shapes() -> Vec<(&'static str, Value)> {
+        // Every field set, so each is known and converted by its type.
+        let over = RelayOverride {
+            limit: Some(500),
+            timeout: Some(10.0),
+            idle: Some(300.0),
+            filters: Some(Vec::new()),
+        };
+        vec![
+            (
+                "overrides.*",
+                serde_json::to_value(over).unwrap_or(Value::Null),
+            ),
+            ("processing.until", Value::from(0)),
+            ("processing.max_event_size", Value::from(0)),
+        ]
+    }
+}
+
+impl SynchronizerConfig {
+    /// [`Validate::validate`] at Unix time `now` (the original's rule `(until or now) − end_lag
+    /// ≥ since` is checked at load, against the clock).
+    pub fn validate_at(&self, now: i64) -> Result<(), ConfigError> {
         self.base.validate()?;
         let p = &self.processing;
         parse_filters(&p.filters, "processing.filters")?;
@@ -236,12 +263,17 @@ impl Validate for SynchronizerConfig {
                 "processing.max_event_size = {size} must be at least 1024 (or null)"
             )));
         }
-        if let Some(until) = p.until
-            && until - p.end_lag < p.since
-        {
+        // The original's rule: the archive's end, `(until or now) − end_lag`, is not before
+        // `since` (a `since` in the future would archive nothing, silently).
+        let end = self.end_time(now);
+        if end < p.since {
+            let until = if p.until.is_some() {
+                "processing.until"
+            } else {
+                "now"
+            };
             return Err(ConfigError(format!(
-                "processing.until − processing.end_lag ({}) is before processing.since ({})",
-                until - p.end_lag,
+                "{until} − processing.end_lag ({end}) is before processing.since ({})",
                 p.since
             )));
         }
@@ -267,6 +299,20 @@ impl Validate for SynchronizerConfig {
             }
             if let Some(idle) = over.idle {
                 check_range(&format!("{key}.idle"), idle, 10.0, 3600.0)?;
+            }
+            // A wait per message longer than the bound of the whole request would never be
+            // reached: the request is abandoned at `idle` first.
+            if let Some(timeout) = over.timeout {
+                let (idle_key, idle) = match over.idle {
+                    Some(idle) => (format!("{key}.idle"), idle),
+                    None => ("timeouts.idle".to_owned(), self.timeouts.idle),
+                };
+                if timeout > idle {
+                    return Err(ConfigError(format!(
+                        "{key}.timeout ({timeout}) is longer than {idle_key} ({idle}), the bound \
+                         of a whole request"
+                    )));
+                }
             }
             if let Some(filters) = &over.filters {
                 parse_filters(filters, &format!("{key}.filters"))?;
@@ -341,6 +387,99 @@ mod tests {
             })
             .contains("not a relay URL")
         );
+    }
+
+    fn load(yaml: &str) -> Result<bigbrotr_core::config::Loaded<SynchronizerConfig>, String> {
+        let value = bigbrotr_core::config::parse_yaml(yaml, std::path::Path::new("s.yaml"))
+            .map_err(|e| e.0)?;
+        bigbrotr_core::config::load_value(value, true, "BIGBROTR_TEST_UNUSED__", "s.yaml")
+            .map_err(|e| e.0)
+    }
+
+    #[test]
+    fn unknown_keys_of_an_override_are_warnings_and_its_values_converted() {
+        let loaded = load(
+            "overrides:\n  wss://relay.example.com:\n    limit: \"100\"\n    timeout: 20\n    \
+             limt: 5\n    colour: red\n",
+        )
+        .unwrap();
+        assert_eq!(
+            loaded.unknown_keys,
+            vec![
+                "overrides.wss://relay.example.com.colour",
+                "overrides.wss://relay.example.com.limt"
+            ]
+        );
+        let over = &loaded.config.overrides["wss://relay.example.com"];
+        assert_eq!((over.limit, over.timeout), (Some(100), Some(20.0)));
+        // A value its type refuses is still refused, naming the key.
+        let error = load("overrides:\n  wss://relay.example.com:\n    limit: 10.5\n").unwrap_err();
+        assert!(
+            error.contains("overrides.wss://relay.example.com.limit"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn since_after_the_end_of_the_archive_is_refused_as_in_the_original() {
+        let now = 1_700_000_000;
+        let at = |mutate: fn(&mut SynchronizerConfig)| {
+            let mut config = SynchronizerConfig::default();
+            mutate(&mut config);
+            config.validate_at(now)
+        };
+        // `since` later than now − end_lag: refused, naming both keys.
+        let error = at(|c| c.processing.since = 1_700_000_000 - 86_400 + 1)
+            .unwrap_err()
+            .0;
+        assert!(
+            error.contains("processing.end_lag") && error.contains("processing.since"),
+            "{error}"
+        );
+        at(|c| c.processing.since = 1_700_000_000 - 86_400).unwrap();
+        at(|c| {
+            c.processing.since = 1_700_000_000 - 10;
+            c.processing.end_lag = 0;
+        })
+        .unwrap();
+        // Against the clock at load: a `since` a day in the future is refused today.
+        let error = load(&format!(
+            "processing:\n  since: {}\n",
+            bigbrotr_core::clock::now() + 86_400
+        ))
+        .unwrap_err();
+        assert!(error.contains("now − processing.end_lag"), "{error}");
+    }
+
+    #[test]
+    fn an_override_wait_longer_than_its_request_bound_is_refused_naming_both() {
+        let over = |timeout, idle| {
+            let mut config = SynchronizerConfig::default();
+            config.timeouts.idle = 60.0;
+            config.overrides.insert(
+                "wss://relay.example.com".into(),
+                RelayOverride {
+                    timeout: Some(timeout),
+                    idle,
+                    ..RelayOverride::default()
+                },
+            );
+            config.validate()
+        };
+        let error = over(90.0, None).unwrap_err().0;
+        assert!(
+            error.contains("overrides.wss://relay.example.com.timeout")
+                && error.contains("timeouts.idle"),
+            "{error}"
+        );
+        let error = over(30.0, Some(20.0)).unwrap_err().0;
+        assert!(
+            error.contains("overrides.wss://relay.example.com.timeout")
+                && error.contains("overrides.wss://relay.example.com.idle"),
+            "{error}"
+        );
+        over(60.0, None).unwrap();
+        over(90.0, Some(120.0)).unwrap();
     }
 
     #[test]

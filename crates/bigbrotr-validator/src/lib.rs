@@ -82,6 +82,13 @@ impl Default for CleanupConfig {
 }
 
 impl Validate for ValidatorConfig {
+    fn shapes() -> Vec<(&'static str, bigbrotr_core::config::Value)> {
+        vec![(
+            "processing.max_candidates",
+            bigbrotr_core::config::Value::from(0),
+        )]
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.base.validate()?;
         let p = &self.processing;

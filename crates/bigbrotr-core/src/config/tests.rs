@@ -132,6 +132,7 @@ fn pool_overrides_reach_the_database_config() {
         password_env: Some("DB_WRITER_PASSWORD".into()),
         min_size: Some(1),
         max_size: Some(2),
+        statement_cache_size: None,
         application_name: None,
     };
     let mut brotr = BrotrConfig::default();
@@ -196,5 +197,148 @@ fn values_pydantic_converts_are_converted() {
         .unwrap_err();
         let key = bad.split(':').next().unwrap();
         assert!(err.0.contains(key), "{bad}: {err}");
+    }
+}
+
+/// A configuration with a free-form map of typed entries and a list of typed entries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+struct Shaped {
+    entries: std::collections::BTreeMap<String, Entry>,
+    list: Vec<Entry>,
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+struct Entry {
+    enabled: bool,
+    price: u64,
+}
+
+impl Validate for Shaped {
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    fn shapes() -> Vec<(&'static str, Value)> {
+        vec![
+            ("entries.*", serde_json::to_value(Entry::default()).unwrap()),
+            ("list.*", serde_json::to_value(Entry::default()).unwrap()),
+            ("limit", json!(0)),
+        ]
+    }
+}
+
+#[test]
+fn entries_of_shaped_maps_and_lists_are_checked_and_converted() {
+    let loaded: Loaded<Shaped> = load_value(
+        yaml(
+            "entries:\n  a: {enabled: \"yes\", price: \"1000\", enabeld: true}\n  b: {price: 5.0}\n\
+             list:\n  - {enabled: \"on\", colour: red}\nlimit: \"7\"\n",
+        ),
+        true,
+        "BIGBROTR_TEST_UNUSED_PREFIX__",
+        "shaped.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        loaded.unknown_keys,
+        vec!["entries.a.enabeld", "list[0].colour"]
+    );
+    let c = loaded.config;
+    assert_eq!(
+        c.entries["a"],
+        Entry {
+            enabled: true,
+            price: 1000
+        }
+    );
+    assert_eq!(c.entries["b"].price, 5);
+    assert!(c.list[0].enabled);
+    assert_eq!(
+        c.limit,
+        Some(7),
+        "an optional setting is converted by its shape"
+    );
+    // What the shape's type refuses is refused, naming the entry's key.
+    let error = load_value::<Shaped>(
+        yaml("entries:\n  a: {price: 1.5}\n"),
+        true,
+        "BIGBROTR_TEST_UNUSED_PREFIX__",
+        "shaped.yaml",
+    )
+    .unwrap_err();
+    assert!(error.0.contains("entries.a.price"), "{error}");
+}
+
+/// A list whose default holds an entry: the entry is the shape of the given ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+struct Listed {
+    sources: Vec<Entry>,
+}
+
+impl Default for Listed {
+    fn default() -> Self {
+        Self {
+            sources: vec![Entry::default()],
+        }
+    }
+}
+
+impl Validate for Listed {
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn entries_of_a_list_with_a_default_entry_are_checked() {
+    let loaded: Loaded<Listed> = load_value(
+        yaml("sources:\n  - {enabled: true, pirce: 3}\n  - {price: \"7\"}\n"),
+        true,
+        "BIGBROTR_TEST_UNUSED_PREFIX__",
+        "listed.yaml",
+    )
+    .unwrap();
+    assert_eq!(loaded.unknown_keys, vec!["sources[0].pirce"]);
+    assert_eq!(loaded.config.sources[1].price, 7);
+}
+
+/// A service file: the base keys flattened in, as every daemon's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+struct Flattened {
+    #[serde(flatten)]
+    base: BaseServiceConfig,
+    own: Entry,
+}
+
+impl Validate for Flattened {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.base.validate()
+    }
+}
+
+#[test]
+fn a_wrong_type_in_a_flattened_section_names_its_key() {
+    for (text, key) in [
+        ("interval: abc\n", "key `interval`"),
+        (
+            "max_consecutive_failures: 7.5\n",
+            "key `max_consecutive_failures`",
+        ),
+        ("metrics:\n  port: lots\n", "key `metrics.port`"),
+        ("own:\n  price: lots\n", "key `own.price`"),
+    ] {
+        let error = load_value::<Flattened>(
+            yaml(text),
+            true,
+            "BIGBROTR_TEST_UNUSED_PREFIX__",
+            "service.yaml",
+        )
+        .unwrap_err();
+        assert!(error.0.contains(key), "{text}: {error}");
     }
 }
