@@ -134,6 +134,8 @@ async fn cycle(lab: &Lab, dir: &std::path::Path, relays: usize, max_tasks: u32) 
     db.brotr().insert_relays(&urls).await.unwrap();
     let mut networks = NetworksConfig::default();
     networks.clearnet.max_tasks = max_tasks;
+    // The benchmark's relays are on loopback.
+    networks.clearnet.allow_private = true;
     let keys = Keys::generate();
     let mut connector = Connector::new(networks.clone())
         .unwrap()

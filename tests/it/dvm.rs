@@ -59,6 +59,8 @@ impl Lab {
     fn connector(&self) -> Connector {
         let mut networks = NetworksConfig::default();
         networks.clearnet.timeout = 5.0;
+        // The test relays are on loopback.
+        networks.clearnet.allow_private = true;
         Connector::new(networks)
             .unwrap()
             .with_root_certificate(self.ca.der())

@@ -20,6 +20,7 @@ use bigbrotr_testkit::dns::{DnsRecords, DnsServer};
 use bigbrotr_testkit::front::{FrontOptions, Nip11Reply, RelayFront};
 use bigbrotr_testkit::mmdb::{AsnEntry, CityEntry, asn_database, city_database};
 use bigbrotr_testkit::relays::{HostilePeer, Hostility, TestCa, TestRelay, TlsFront};
+use bigbrotr_testkit::tcp::{ProxyTarget, TcpProxy};
 use bigbrotr_utils::network::{NetworkConfig, NetworksConfig};
 use bigbrotr_utils::relay::Connector;
 use nostr::{EventBuilder, Filter, Keys, Kind};
@@ -208,6 +209,8 @@ fn networks(timeout: f64) -> NetworksConfig {
             proxy_url: None,
             max_tasks: 20,
             timeout,
+            // The test relays are on loopback.
+            allow_private: true,
         },
         ..NetworksConfig::default()
     }
@@ -742,7 +745,7 @@ async fn hostile_relays_cost_at_most_their_timeouts() {
     assert!(reason(&stored(&db, &array).await).contains("not an object"));
     let elsewhere_reason = reason(&stored(&db, &elsewhere).await);
     assert!(
-        elsewhere_reason.contains("another host"),
+        elsewhere_reason.contains("another origin"),
         "{elsewhere_reason}"
     );
     // Relays that complete the handshake and then stall or flood: the read phase ends at its
@@ -819,6 +822,7 @@ async fn overlay_relays_are_checked_through_the_proxy() {
         proxy_url: Some(proxy.url()),
         max_tasks: 5,
         timeout: 3.0,
+        allow_private: false,
     };
     let (connector, nip11, dns) = lab.finish(&networks, &keys).await;
     let config = config(&lab, &networks, dns, &publish);
@@ -1187,5 +1191,151 @@ async fn failure_reasons_are_the_same_on_every_cycle() {
     assert_eq!(
         rtt(&rtt_logs(&db, &garbage).await, "read_reason"),
         "more than 64 invalid frames for one request"
+    );
+}
+
+/// The stored `data` of the newest `metadata_type` document of `url`.
+async fn newest(db: &TestDb, url: &str, metadata_type: &str) -> Value {
+    sqlx::query_scalar(
+        "SELECT m.data FROM relay_metadata rm
+         JOIN metadata m ON m.id = rm.metadata_id AND m.type = rm.metadata_type
+         WHERE rm.relay_url = $1 AND rm.metadata_type::text = $2
+         ORDER BY rm.generated_at DESC LIMIT 1",
+    )
+    .bind(url)
+    .bind(metadata_type)
+    .fetch_one(db.pool())
+    .await
+    .unwrap()
+}
+
+/// Issue 16: where a relay can send the monitor. A relay whose name resolves to 127.0.0.1 is
+/// refused by every check that connects (NIP-11, RTT, SSL, HTTP), with a reason naming the rule,
+/// and no connection reaches the address; with `networks.clearnet.allow_private` the same relay
+/// is checked as usual. A NIP-11 document that redirects to another port of its own host (another
+/// service of that host) is refused, and that port never sees the request.
+#[tokio::test]
+async fn relays_resolving_to_private_addresses_are_refused_unless_allowed() {
+    bigbrotr_core::bootstrap::install_crypto_provider();
+    let db = TestDb::new().await;
+    let ctx = context(&db, "monitor");
+    let keys = Keys::generate();
+    let mut lab = Lab::new("private");
+    let host = Lab::host("inside");
+    let relay = TestRelay::start().await;
+    let front = RelayFront::start(
+        relay.address(),
+        FrontOptions {
+            tls: Some(lab.ca.server_config(&[&host])),
+            nip11: Nip11Reply::json(GOOD_DOC),
+            handshake_headers: vec![("Server".into(), "inside/1.0".into())],
+        },
+    )
+    .await;
+    // Counts every TCP connection that reaches the relay's address.
+    let door = TcpProxy::start(ProxyTarget::Tcp(front.address())).await;
+    let inside = lab.point("inside", door.address());
+    // The same host's other port serves a document too: the redirect must not reach it.
+    let porthop_host = Lab::host("porthop");
+    let other_port = RelayFront::start(
+        relay.address(),
+        FrontOptions {
+            tls: Some(lab.ca.server_config(&[&porthop_host])),
+            nip11: Nip11Reply::json(GOOD_DOC),
+            handshake_headers: Vec::new(),
+        },
+    )
+    .await;
+    let porthop = lab
+        .relay(
+            "porthop",
+            RelayBuilder::default(),
+            Nip11Reply::RedirectTo(format!(
+                "https://{porthop_host}:{}/",
+                other_port.address().port()
+            )),
+            &[],
+        )
+        .await;
+    let mut refusing = networks(2.0);
+    refusing.clearnet.allow_private = false;
+    let (connector, nip11, dns) = lab.finish(&refusing, &keys).await;
+    let mut config = config(&lab, &refusing, dns, "wss://publish.example.com");
+    without_geoip(&mut config);
+    config.discovery.enabled = false;
+    config.announcement.enabled = false;
+    config.profile.enabled = false;
+    config.relay_list.enabled = false;
+    add_relays(&ctx, &[&inside, &porthop]).await;
+    let monitor = Monitor::new(config.clone(), keys.clone(), connector, nip11.clone());
+    let report = monitor.cycle(&ctx).await.unwrap();
+    assert_eq!(report.checked, 2, "{report:?}");
+
+    let rule = "address refused: inside.example.com resolves only to non-global addresses \
+                (127.0.0.1) and networks.clearnet.allow_private is off";
+    let nip11_reason = newest(&db, &inside, "nip11_info").await["logs"]["reason"].clone();
+    assert!(
+        nip11_reason.as_str().unwrap().contains(rule),
+        "NIP-11: {nip11_reason}"
+    );
+    let rtt = newest(&db, &inside, "nip66_rtt").await["logs"].clone();
+    assert_eq!(rtt["open_success"], false, "{rtt}");
+    assert!(
+        rtt["open_reason"].as_str().unwrap().contains(rule),
+        "RTT: {rtt}"
+    );
+    for check in ["nip66_ssl", "nip66_http"] {
+        let logs = newest(&db, &inside, check).await["logs"].clone();
+        assert_eq!(logs["success"], false, "{check}: {logs}");
+        assert!(
+            logs["reason"].as_str().unwrap().contains(rule),
+            "{check}: {logs}"
+        );
+    }
+    assert_eq!(door.accepted(), 0, "no connection may reach 127.0.0.1");
+    assert_eq!(front.nip11_requests(), 0);
+
+    // The same relays with private addresses allowed: checked as usual, but the redirect to
+    // another port of the same host is still refused.
+    let mut allowing = refusing.clone();
+    allowing.clearnet.allow_private = true;
+    let mut connector = Connector::new(allowing.clone())
+        .unwrap()
+        .with_keys(Some(keys.clone()))
+        .with_root_certificate(lab.ca.der())
+        .unwrap();
+    for (name, address) in &lab.resolve {
+        connector = connector.resolve(name, *address);
+    }
+    let config = MonitorConfig {
+        networks: allowing,
+        ..config
+    };
+    let monitor = Monitor::new(config, keys, connector, nip11);
+    sqlx::query("DELETE FROM service_state WHERE service_name = 'monitor'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let report = monitor.cycle(&ctx).await.unwrap();
+    assert_eq!(report.checked, 2, "{report:?}");
+    let document = newest(&db, &inside, "nip11_info").await;
+    assert_eq!(document["logs"]["success"], true, "{document}");
+    assert_eq!(document["data"]["name"], "Good relay");
+    let rtt = newest(&db, &inside, "nip66_rtt").await["logs"].clone();
+    assert_eq!(rtt["open_success"], true, "{rtt}");
+    assert!(door.accepted() > 0);
+    assert_eq!(front.nip11_requests(), 1);
+
+    let hop = newest(&db, &porthop, "nip11_info").await["logs"].clone();
+    let reason = hop["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("redirect to another origin refused"),
+        "porthop: {hop}"
+    );
+    assert_eq!(
+        other_port.nip11_requests(),
+        0,
+        "the other port saw the request"
     );
 }

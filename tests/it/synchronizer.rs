@@ -106,6 +106,8 @@ impl Lab {
 fn networks() -> NetworksConfig {
     let mut networks = NetworksConfig::default();
     networks.clearnet.timeout = 2.0;
+    // The test relays are on loopback.
+    networks.clearnet.allow_private = true;
     networks
 }
 

@@ -77,11 +77,14 @@ pub(crate) async fn peers(live: usize, dead: usize, silent: usize, timeout: f64)
 
     let mut networks = NetworksConfig::default();
     networks.clearnet.timeout = timeout;
+    // The test relays are on loopback.
+    networks.clearnet.allow_private = true;
     networks.tor = NetworkConfig {
         enabled: true,
         proxy_url: Some(proxy.url()),
         max_tasks: 5,
         timeout,
+        allow_private: false,
     };
     let mut connector = Connector::new(networks.clone())
         .unwrap()

@@ -86,6 +86,8 @@ async fn fetch(
         timeout: Duration::from_secs_f64(source.timeout),
         connect_timeout: Duration::from_secs_f64(source.connect_timeout),
         allow_insecure: source.allow_insecure,
+        // The operator's configured source, not an address a relay gave.
+        operator_url: true,
         ..HttpOptions::with_timeout(Duration::from_secs_f64(source.timeout))
     };
     let client = http::client(NetworkType::Clearnet, networks, &options)?;

@@ -177,7 +177,11 @@ impl Monitor {
             http::client(
                 NetworkType::Clearnet,
                 &self.config.networks,
-                &HttpOptions::with_timeout(GEOIP_DOWNLOAD_TIMEOUT),
+                &HttpOptions {
+                    // MaxMind or the operator's configured mirror, not an address a relay gave.
+                    operator_url: true,
+                    ..HttpOptions::with_timeout(GEOIP_DOWNLOAD_TIMEOUT)
+                },
             )
             .inspect_err(|e| tracing::warn!(error = %e, "geoip_client_failed"))
             .ok()

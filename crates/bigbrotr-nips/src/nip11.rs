@@ -150,6 +150,7 @@ impl Nip11Fetcher {
             resolve: self.options.resolve.clone(),
             extra_roots: self.options.extra_roots.clone(),
             same_host_redirects: true,
+            operator_url: false,
         };
         let client = http::client(network, &self.networks, &options)?;
         clients.insert((network, insecure), client.clone());

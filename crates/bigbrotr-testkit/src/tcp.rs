@@ -1,8 +1,9 @@
 //! A TCP proxy between a client and a server (TCP or Unix socket) whose connections a test can
-//! cut at any moment, to play a database or network failure.
+//! count and cut at any moment, to play a database or network failure.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream, UnixStream};
@@ -23,6 +24,7 @@ pub struct TcpProxy {
     address: SocketAddr,
     accept: JoinHandle<()>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accepted: Arc<AtomicUsize>,
 }
 
 impl TcpProxy {
@@ -32,8 +34,11 @@ impl TcpProxy {
         let address = listener.local_addr().expect("address");
         let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let tracked = connections.clone();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
                 let target = target.clone();
                 let task = tokio::spawn(async move {
                     let _ = forward(client, target).await;
@@ -45,12 +50,18 @@ impl TcpProxy {
             address,
             accept,
             connections,
+            accepted,
         }
     }
 
     /// Where it listens.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// How many connections it has accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Cuts every open connection (new ones are still accepted). Returns how many were open.

@@ -1,14 +1,18 @@
 //! The HTTP client factory shared by the finder (API sources) and the monitor (NIP-11): reqwest
-//! with rustls, the network's SOCKS5 proxy for overlays (host names resolved by the proxy), connect
-//! and total timeouts, bounded redirects, an opt-in for invalid certificates, and bodies read with
-//! a hard size limit.
+//! with rustls, the network's SOCKS5 proxy for overlays (host names resolved by the proxy), direct
+//! connections resolved under the private-address rule of [`crate::dial`], connect and total
+//! timeouts, bounded redirects (same origin only for NIP-11), an opt-in for invalid certificates,
+//! and bodies read with a hard size limit.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bigbrotr_models::relay::NetworkType;
+use bigbrotr_models::relay::{NetworkType, is_local_address};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::HeaderMap;
 
+use crate::dial;
 use crate::network::{NetworkError, NetworksConfig};
 
 /// The `User-Agent` sent with every request.
@@ -56,13 +60,20 @@ pub struct HttpOptions {
     pub allow_insecure: bool,
     /// Redirects followed at most.
     pub max_redirects: usize,
-    /// Static `host → address` overrides consulted before DNS (like curl's `--resolve`).
+    /// Static `host → address` overrides consulted before DNS (like curl's `--resolve`); a host
+    /// given several times has every address, in order. They obey the private-address rule like
+    /// resolved addresses.
     pub resolve: Vec<(String, SocketAddr)>,
     /// Extra trusted root certificates (DER) besides the platform's defaults.
     pub extra_roots: Vec<Vec<u8>>,
-    /// Follow redirects only to the same host (NIP-11: a relay's document may move within its
-    /// host, and must not send the monitor to other hosts or internal services).
+    /// Follow redirects only within the same origin — scheme, host and port (NIP-11: a relay's
+    /// document may move within its origin, and must not send the monitor to other hosts, other
+    /// services of the same host or internal services).
     pub same_host_redirects: bool,
+    /// The URL is the operator's own (a configured API source or download), not one a relay
+    /// gave: its host may resolve to a private address whatever `networks.clearnet.allow_private`
+    /// says.
+    pub operator_url: bool,
 }
 
 impl HttpOptions {
@@ -76,27 +87,37 @@ impl HttpOptions {
             resolve: Vec::new(),
             extra_roots: Vec::new(),
             same_host_redirects: false,
+            operator_url: false,
         }
     }
 }
 
 /// Builds a client for requests to hosts of `network`: through the network's proxy when it has
 /// one (required for overlays), directly otherwise. Environment proxy variables are ignored.
+///
+/// A direct client resolves every host name (redirect targets included) through
+/// [`PolicyResolver`]: the overrides, then the system resolver, and only global addresses unless
+/// `networks.clearnet.allow_private` or [`HttpOptions::operator_url`]. A proxied client hands
+/// names to the proxy (the proxy's own address is the operator's and is not checked).
 pub fn client(
     network: NetworkType,
     networks: &NetworksConfig,
     options: &HttpOptions,
 ) -> Result<reqwest::Client, HttpError> {
     let proxy = networks.proxy_for(network)?;
+    let allow_private = networks.allow_private() || options.operator_url;
     let mut builder = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .timeout(options.timeout)
         .connect_timeout(options.connect_timeout)
-        .redirect(redirect_policy(options))
+        .redirect(redirect_policy(options, allow_private || proxy.is_some()))
         .pool_max_idle_per_host(0)
         .no_proxy();
-    for (host, address) in &options.resolve {
-        builder = builder.resolve(host, *address);
+    if proxy.is_none() {
+        builder = builder.dns_resolver(Arc::new(PolicyResolver {
+            overrides: dial::overrides(&options.resolve),
+            allow_private,
+        }));
     }
     for der in &options.extra_roots {
         let certificate = reqwest::Certificate::from_der(der).map_err(HttpError::request)?;
@@ -114,25 +135,89 @@ pub fn client(
     builder.build().map_err(HttpError::request)
 }
 
-fn redirect_policy(options: &HttpOptions) -> reqwest::redirect::Policy {
-    let max = options.max_redirects;
-    if !options.same_host_redirects {
-        return reqwest::redirect::Policy::limited(max);
+/// reqwest's resolver for direct clients: [`dial::resolve`] (overrides first, their ports kept
+/// unless the URL names one) and [`dial::admit`] (global addresses only unless `allow_private`).
+/// The addresses go to hyper's connector in the resolver's order.
+#[derive(Debug, Clone)]
+pub struct PolicyResolver {
+    overrides: dial::Overrides,
+    allow_private: bool,
+}
+
+impl PolicyResolver {
+    /// A resolver with `overrides`, admitting private addresses when `allow_private`.
+    pub fn new(overrides: dial::Overrides, allow_private: bool) -> Self {
+        Self {
+            overrides,
+            allow_private,
+        }
     }
+}
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let resolver = self.clone();
+        Box::pin(async move {
+            let host = name.as_str();
+            // Port 0: hyper puts the URL's port (or the scheme's) in its place.
+            let addresses = dial::resolve(host, 0, &resolver.overrides).await?;
+            let addresses = dial::admit(host, addresses, resolver.allow_private)?;
+            Ok(Box::new(addresses.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The origin of a URL: scheme, host and port (the scheme's default when absent).
+fn origin(url: &url::Url) -> (String, Option<String>, Option<u16>) {
+    (
+        url.scheme().to_owned(),
+        url.host_str().map(str::to_ascii_lowercase),
+        url.port_or_known_default(),
+    )
+}
+
+fn redirect_policy(options: &HttpOptions, allow_private: bool) -> reqwest::redirect::Policy {
+    let max = options.max_redirects;
+    let same_origin = options.same_host_redirects;
     reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() > max {
             return attempt.error(format!("too many redirects (more than {max})"));
         }
-        let origin = attempt
-            .previous()
-            .first()
-            .and_then(|u| u.host_str().map(str::to_owned));
-        if origin.as_deref() != attempt.url().host_str() {
-            let target = attempt.url().to_string();
-            return attempt.error(format!("redirect to another host refused: {target}"));
+        let first = attempt.previous().first();
+        match redirect_refusal(first, attempt.url(), same_origin, allow_private) {
+            Some(reason) => attempt.error(reason),
+            None => attempt.follow(),
         }
-        attempt.follow()
     })
+}
+
+/// Why a redirect from a request that started at `first` to `target` is not followed: a literal
+/// non-global address without `allow_private` (a name is checked by the resolver, a literal
+/// never reaches it), or, with `same_origin`, another scheme, host or port.
+pub fn redirect_refusal(
+    first: Option<&url::Url>,
+    target: &url::Url,
+    same_origin: bool,
+    allow_private: bool,
+) -> Option<String> {
+    let literal = target.host_str().and_then(|h| {
+        h.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .ok()
+    });
+    if !allow_private && literal.is_some_and(is_local_address) {
+        return Some(format!(
+            "redirect to a non-global address refused: {target} \
+             (networks.clearnet.allow_private is off)"
+        ));
+    }
+    if same_origin && first.map(origin) != Some(origin(target)) {
+        return Some(format!(
+            "redirect to another origin refused (scheme, host and port must stay): {target}"
+        ));
+    }
+    None
 }
 
 /// A response whose body was read completely within the limit.

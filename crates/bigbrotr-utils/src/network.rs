@@ -38,6 +38,13 @@ pub struct NetworkConfig {
     pub max_tasks: u32,
     /// Seconds allowed per connection or request (1–120).
     pub timeout: f64,
+    /// Connect to host names that resolve to loopback, private, link-local or other addresses
+    /// outside the global Internet. Off by default, so a relay (or its NIP-11 document) cannot
+    /// send the daemon to internal services; on for tests and private deployments. Only
+    /// `clearnet` reads it: overlay names, and clearnet names behind a proxy, are resolved by the
+    /// proxy.
+    #[serde(default)]
+    pub allow_private: bool,
 }
 
 impl NetworkConfig {
@@ -47,6 +54,7 @@ impl NetworkConfig {
             proxy_url: proxy_url.map(str::to_owned),
             max_tasks,
             timeout,
+            allow_private: false,
         }
     }
 
@@ -99,6 +107,12 @@ impl NetworksConfig {
             NetworkType::Loki => Some(&self.loki),
             NetworkType::Local | NetworkType::Unknown => None,
         }
+    }
+
+    /// Whether host names this daemon resolves itself (clearnet without a proxy) may lead to
+    /// addresses outside the global Internet (`networks.clearnet.allow_private`).
+    pub fn allow_private(&self) -> bool {
+        self.clearnet.allow_private
     }
 
     /// The enabled networks, in the original's order.

@@ -11,7 +11,7 @@ mod test_vectors;
 #[cfg(test)]
 mod tests;
 
-pub use network::{NetworkType, detect_network};
+pub use network::{NetworkType, detect_network, is_local_address};
 pub use sanitize::{MAX_URL_LENGTH, sanitize_relay_url};
 
 use sanitize::scheme_for;

@@ -161,6 +161,29 @@ pub fn detect_network(host: &str) -> NetworkType {
     }
 }
 
+/// Whether a resolved address is one the daemons must not be sent to by a relay: inside the
+/// blocks that make a literal host [`NetworkType::Local`] (loopback, private, link-local, shared,
+/// documentation, multicast, reserved; `::1`, `fc00::/7`, `fe80::/10`, ...). IPv6 addresses that
+/// carry an IPv4 address — IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96` and NAT64
+/// `64:ff9b::/96` — are judged by that IPv4 address, so `::ffff:127.0.0.1` is local and a
+/// DNS64 answer for a public IPv4 address is not.
+pub fn is_local_address(address: std::net::IpAddr) -> bool {
+    const EMBEDDING_V4: [u128; 3] = [0xFFFF_0000_0000, 0, 0x0064_FF9B_u128 << 96];
+    match address {
+        std::net::IpAddr::V4(v4) => is_local_ip(&PyIp::V4(u32::from(v4))),
+        std::net::IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            if EMBEDDING_V4.contains(&(bits & !u128::from(u32::MAX))) {
+                return is_local_ip(&PyIp::V4(bits as u32));
+            }
+            is_local_ip(&PyIp::V6 {
+                addr: bits,
+                scope: None,
+            })
+        }
+    }
+}
+
 fn is_local_ip(ip: &PyIp) -> bool {
     match ip {
         PyIp::V4(addr) => LOCAL_V4.iter().any(|&(network, prefix)| {

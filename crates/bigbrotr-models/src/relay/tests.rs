@@ -376,3 +376,46 @@ fn parse_relay_sanitises_first() {
         Err(RelayUrlError::NegativeTimestamp)
     );
 }
+
+#[test]
+fn resolved_addresses_outside_the_global_internet_are_local() {
+    let local = [
+        "127.0.0.1",
+        "127.3.2.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fd00::2",
+        "fe80::1",
+        "ff02::1",
+        "2001:db8::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "::127.0.0.1",
+        "64:ff9b::a9fe:a9fe",
+    ];
+    for text in local {
+        let address: std::net::IpAddr = text.parse().unwrap();
+        assert!(is_local_address(address), "{text} should be local");
+    }
+    let global = [
+        "1.1.1.1",
+        "93.184.216.34",
+        "172.32.0.1",
+        "2606:4700::1111",
+        "2a00:1450:4001:80b::200e",
+        "::ffff:1.1.1.1",
+        "64:ff9b::101:101",
+    ];
+    for text in global {
+        let address: std::net::IpAddr = text.parse().unwrap();
+        assert!(!is_local_address(address), "{text} should be global");
+    }
+}

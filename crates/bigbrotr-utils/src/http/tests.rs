@@ -48,13 +48,20 @@ fn install_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Networks whose clearnet may reach loopback (the test servers).
+fn loopback_networks() -> NetworksConfig {
+    let mut networks = NetworksConfig::default();
+    networks.clearnet.allow_private = true;
+    networks
+}
+
 /// A local server and a direct (clearnet) client with `timeout_ms`.
 async fn clearnet_setup(timeout_ms: u64) -> (SocketAddr, reqwest::Client) {
     install_provider();
     let address = server().await;
     let client = client(
         NetworkType::Clearnet,
-        &NetworksConfig::default(),
+        &loopback_networks(),
         &options(timeout_ms),
     )
     .unwrap();
@@ -117,7 +124,7 @@ async fn overlay_requests_go_through_the_proxy_and_clearnet_ones_do_not() {
     let address = server().await;
     let onion = format!("{}.onion", "a".repeat(56));
     let proxy = SocksProxy::start(HashMap::from([(onion.clone(), address)])).await;
-    let mut networks = NetworksConfig::default();
+    let mut networks = loopback_networks();
     networks.tor.enabled = true;
     networks.tor.proxy_url = Some(proxy.url());
 
@@ -147,4 +154,94 @@ async fn an_overlay_without_a_proxy_is_an_error_not_a_direct_connection() {
         matches!(err, HttpError::Network(NetworkError::ProxyRequired(_))),
         "{err}"
     );
+}
+
+#[test]
+fn redirects_keep_the_origin_and_never_reach_a_literal_private_address() {
+    let url = |text: &str| url::Url::parse(text).unwrap();
+    let first = url("https://relay.example.com/");
+    let refused = |target: &str, same_origin: bool, allow_private: bool| {
+        redirect_refusal(Some(&first), &url(target), same_origin, allow_private)
+    };
+    // Same origin: path and query may change, the default port may be spelled out.
+    assert_eq!(
+        refused("https://relay.example.com/nip11.json", true, false),
+        None
+    );
+    assert_eq!(
+        refused("https://RELAY.example.com:443/?x=1", true, false),
+        None
+    );
+    // Another port, scheme or host of the same document is another service.
+    for target in [
+        "https://relay.example.com:8443/",
+        "http://relay.example.com/",
+        "https://other.example.com/",
+        "https://sub.relay.example.com/",
+    ] {
+        let reason = refused(target, true, false).unwrap_or_default();
+        assert!(reason.contains("another origin"), "{target}: {reason}");
+    }
+    // Without the origin rule (API sources) other hosts are fine...
+    assert_eq!(refused("https://other.example.com/", false, false), None);
+    // ...but never a literal non-global address, unless private addresses are allowed.
+    for target in [
+        "http://127.0.0.1:8080/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://10.0.0.1/",
+    ] {
+        let reason = refused(target, false, false).unwrap_or_default();
+        assert!(
+            reason.contains("non-global address refused"),
+            "{target}: {reason}"
+        );
+        assert_eq!(refused(target, false, true), None, "{target}");
+    }
+    assert_eq!(refused("http://93.184.216.34/", false, false), None);
+}
+
+#[tokio::test]
+async fn a_name_resolving_to_loopback_is_refused_unless_private_addresses_are_allowed() {
+    install_provider();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    let refused = HttpOptions {
+        resolve: vec![("internal.example.com".to_owned(), target)],
+        ..options(2000)
+    };
+    let refusing = client(NetworkType::Clearnet, &NetworksConfig::default(), &refused).unwrap();
+    let err = send_bounded(refusing.get("http://internal.example.com/small"), 1024)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "address refused: internal.example.com resolves only to non-global addresses \
+             (127.0.0.1) and networks.clearnet.allow_private is off"
+        ),
+        "{err}"
+    );
+    let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+    assert!(accepted.is_err(), "no connection may reach the listener");
+
+    // The same name with private addresses allowed, or as the operator's own URL, connects.
+    let address = server().await;
+    let allowed = HttpOptions {
+        resolve: vec![("internal.example.com".to_owned(), address)],
+        ..options(2000)
+    };
+    let allowing = client(NetworkType::Clearnet, &loopback_networks(), &allowed).unwrap();
+    let response = send_bounded(allowing.get("http://internal.example.com/small"), 1024)
+        .await
+        .unwrap();
+    assert_eq!(response.body, b"hello");
+    let operator = HttpOptions {
+        operator_url: true,
+        ..allowed
+    };
+    let operator = client(NetworkType::Clearnet, &NetworksConfig::default(), &operator).unwrap();
+    let response = send_bounded(operator.get("http://internal.example.com/small"), 1024)
+        .await
+        .unwrap();
+    assert_eq!(response.body, b"hello");
 }

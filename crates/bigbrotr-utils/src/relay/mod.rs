@@ -29,7 +29,9 @@ use tokio::time::Instant;
 use crate::network::{NetworkError, NetworksConfig, ProxyUrl};
 pub use session::{Published, Session};
 pub use transport::{HandshakeHeaders, MAX_MESSAGE_BYTES, TlsPeer};
-use transport::{RelayTransport, ResolveOverrides, TlsMode, error_chain};
+use transport::{RelayTransport, TlsMode, error_chain};
+
+use crate::dial;
 
 /// Why a relay could not be reached. Every variant is an ordinary, recorded failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,7 +66,7 @@ pub struct Connector {
     verified: TlsMode,
     insecure: TlsMode,
     extra_roots: Vec<CertificateDer<'static>>,
-    resolve: ResolveOverrides,
+    resolve: dial::Overrides,
 }
 
 impl Connector {
@@ -78,7 +80,7 @@ impl Connector {
             verified: TlsMode::verified(&[]).map_err(tls)?,
             insecure: TlsMode::insecure().map_err(tls)?,
             extra_roots: Vec::new(),
-            resolve: ResolveOverrides::default(),
+            resolve: dial::Overrides::default(),
         })
     }
 
@@ -102,9 +104,14 @@ impl Connector {
         Ok(self)
     }
 
-    /// Connects `host` to `addr` without DNS (like curl's `--resolve`), for direct connections.
+    /// Connects `host` to `addr` without DNS (like curl's `--resolve`), for direct connections;
+    /// a host given several times has every address, tried in order. The addresses are subject
+    /// to `networks.clearnet.allow_private` like resolved ones.
     pub fn resolve(mut self, host: &str, addr: SocketAddr) -> Self {
-        Arc::make_mut(&mut self.resolve).insert(host.to_ascii_lowercase(), addr);
+        Arc::make_mut(&mut self.resolve)
+            .entry(host.to_ascii_lowercase())
+            .or_default()
+            .push(addr);
         self
     }
 
@@ -265,6 +272,7 @@ impl Connector {
         let transport = RelayTransport {
             tls: tls.clone(),
             resolve: self.resolve.clone(),
+            allow_private: self.networks.allow_private(),
         };
         Ok((transport, remaining))
     }

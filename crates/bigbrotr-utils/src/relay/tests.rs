@@ -17,9 +17,11 @@ use crate::network::NetworkConfig;
 
 const ONION: &str = "ws://2jsnlhfnelig5acq6iacydmzdbdmg7xwunm4xl6qwbvzacw4lwrjmlyd.onion";
 
+/// The clearnet settings of the tests: their relays are on loopback.
 fn networks(timeout: f64) -> NetworksConfig {
     let mut networks = NetworksConfig::default();
     networks.clearnet.timeout = timeout;
+    networks.clearnet.allow_private = true;
     networks
 }
 
@@ -212,6 +214,7 @@ fn tor_networks(proxy: Option<String>) -> NetworksConfig {
         proxy_url: proxy,
         max_tasks: 2,
         timeout: 5.0,
+        allow_private: false,
     };
     networks
 }

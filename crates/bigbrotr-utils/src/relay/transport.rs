@@ -1,11 +1,10 @@
 //! The WebSocket transport under every relay connection: host resolution (with optional
-//! static overrides, like curl's `--resolve`), TCP directly or through a SOCKS5 proxy that
-//! resolves the name itself, TLS verified against Mozilla's roots (plus any extra anchors) or,
-//! only when asked, with certificate checks off, and a bounded WebSocket frame size.
+//! static overrides, like curl's `--resolve`) and the private-address rule of [`crate::dial`],
+//! TCP directly or through a SOCKS5 proxy that resolves the name itself, TLS verified against
+//! Mozilla's roots (plus any extra anchors) or, only when asked, with certificate checks off, and
+//! a bounded WebSocket frame size.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -25,6 +24,8 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use tokio::net::TcpStream;
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::dial;
 
 use super::session::MAX_AUTH_PER_SESSION;
 
@@ -141,14 +142,13 @@ impl ServerCertVerifier for NoCertificateCheck {
 pub(crate) type RawSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
-/// Static `host → address` overrides consulted before DNS.
-pub(crate) type ResolveOverrides = Arc<HashMap<String, SocketAddr>>;
-
 /// The transport handed to nostr-sdk's client.
 #[derive(Debug, Clone)]
 pub(crate) struct RelayTransport {
     pub(crate) tls: TlsMode,
-    pub(crate) resolve: ResolveOverrides,
+    pub(crate) resolve: dial::Overrides,
+    /// Direct connections may go to addresses outside the global Internet.
+    pub(crate) allow_private: bool,
 }
 
 /// A transport failure with its cause chain flattened into the message.
@@ -172,24 +172,14 @@ impl RelayTransport {
             .ok_or_else(|| failure("connect", "URL has no port"))?;
         match mode {
             ConnectionMode::Direct => {
-                let addrs: Vec<SocketAddr> = match self.resolve.get(host) {
-                    Some(addr) => vec![*addr],
-                    None => tokio::net::lookup_host((host, port))
-                        .await
-                        .map_err(|e| failure("dns", e))?
-                        .collect(),
-                };
-                let mut last = None;
-                for addr in addrs {
-                    match TcpStream::connect(addr).await {
-                        Ok(stream) => return Ok(stream),
-                        Err(e) => last = Some(e),
-                    }
-                }
-                Err(match last {
-                    Some(e) => failure("tcp", e),
-                    None => failure("dns", "no address"),
-                })
+                let addresses = dial::resolve(host, port, &self.resolve)
+                    .await
+                    .map_err(|e| failure("dns", e))?;
+                let addresses = dial::admit(host, addresses, self.allow_private)
+                    .map_err(|e| failure("connect", e))?;
+                dial::connect(&addresses)
+                    .await
+                    .map_err(|e| failure("tcp", e))
             }
             ConnectionMode::Proxy(proxy) => {
                 // The proxy resolves the name (onion, I2P and Lokinet names only resolve there).
