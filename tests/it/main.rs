@@ -18,6 +18,7 @@ mod functions;
 mod functions_cleanup;
 mod functions_metadata;
 mod functions_state;
+mod lease;
 mod lilbrotr;
 mod migrate;
 mod monitor;

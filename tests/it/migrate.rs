@@ -72,12 +72,12 @@ async fn a_fresh_database_is_migrated_and_a_rerun_is_a_no_op() {
     let db = EmptyDb::new().await;
     let report = migrate::migrate(&db.pool, None, &[]).await.unwrap();
     assert!(!report.adopted);
-    assert_eq!(report.applied, vec![1, 2, 3, 4]);
+    assert_eq!(report.applied, vec![1, 2, 3, 4, 5]);
     assert_eq!(report.variant, Variant::BigBrotr);
     migrate::check_schema(&db.pool).await.unwrap();
     let again = migrate::migrate(&db.pool, None, &[]).await.unwrap();
     assert!(again.applied.is_empty());
-    assert_eq!(applied(&db.pool).await, vec![1, 2, 3, 4]);
+    assert_eq!(applied(&db.pool).await, vec![1, 2, 3, 4, 5]);
     let mut conn = db.pool.acquire().await.unwrap();
     assert!(
         migrate::missing_objects(&mut conn)
@@ -109,10 +109,10 @@ async fn a_bigbrotr_6_6_9_database_is_adopted_not_recreated() {
     assert!(report.adopted);
     assert_eq!(
         report.applied,
-        vec![2, 3, 4],
+        vec![2, 3, 4, 5],
         "the baseline is recorded, not run"
     );
-    assert_eq!(applied(&db.pool).await, vec![1, 2, 3, 4]);
+    assert_eq!(applied(&db.pool).await, vec![1, 2, 3, 4, 5]);
     let kept: i64 =
         sqlx::query_scalar("SELECT discovered_at FROM relay WHERE url = 'wss://kept.example.com'")
             .fetch_one(&db.pool)
@@ -141,7 +141,7 @@ async fn a_partial_or_foreign_schema_is_refused() {
 #[tokio::test]
 async fn a_database_missing_a_migration_is_refused_with_the_command_to_run() {
     let db = TestDb::new().await;
-    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 4")
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 5")
         .execute(db.pool())
         .await
         .unwrap();
@@ -150,7 +150,7 @@ async fn a_database_missing_a_migration_is_refused_with_the_command_to_run() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("version 3") && err.contains("needs version 4"),
+        err.contains("version 4") && err.contains("needs version 5"),
         "{err}"
     );
     assert!(err.contains("bigbrotr-migrate"), "{err}");

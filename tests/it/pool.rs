@@ -79,6 +79,47 @@ async fn a_statement_error_is_not_retried() {
     assert!(started.elapsed() < Duration::from_secs(4), "no retry delay");
 }
 
+/// A transaction the server rolled back to break a deadlock (40P01) is run again: replicas
+/// writing the same rows in different orders meet deadlocks, and every write is idempotent.
+/// Here a trigger makes the relay insert take advisory lock 1 then 2 while another session holds
+/// 2 and then asks for 1; the insert waited first, so it is the one the server cancels.
+#[tokio::test]
+async fn a_transaction_cancelled_by_a_deadlock_is_run_again() {
+    let db = TestDb::new().await;
+    sqlx::raw_sql(
+        "CREATE FUNCTION locks_1_2() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_advisory_xact_lock(1); PERFORM pg_advisory_xact_lock(2); RETURN NEW; END $$;
+         CREATE TRIGGER locks_1_2 BEFORE INSERT ON relay FOR EACH ROW EXECUTE FUNCTION locks_1_2();",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let brotr = db.brotr_with(fast_retry_config());
+    let mut other = db.pool().begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(2)")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let insert = tokio::spawn({
+        let brotr = brotr.clone();
+        async move {
+            brotr
+                .insert_relays(&[relay("wss://deadlock.example.com", 1)])
+                .await
+        }
+    });
+    // Let the insert take lock 1 and wait for 2, then close the cycle.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query("SELECT pg_advisory_xact_lock(1)")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    other.commit().await.unwrap();
+    let inserted = insert.await.unwrap();
+    assert_eq!(inserted.unwrap(), 1, "retried after the deadlock");
+    assert_eq!(brotr.relay_count().await.unwrap(), 1);
+}
+
 #[tokio::test]
 async fn the_category_timeout_cancels_the_statement_server_side() {
     let db = TestDb::new().await;

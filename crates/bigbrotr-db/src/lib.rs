@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod finder;
+pub mod lease;
 pub mod maintenance;
 pub mod metadata;
 pub mod migrate;

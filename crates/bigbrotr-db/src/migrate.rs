@@ -36,6 +36,11 @@ const MIGRATION_FILES: &[(i64, &str, &str)] = &[
         "incremental analytics",
         include_str!("../../../migrations/0004_incremental_analytics.sql"),
     ),
+    (
+        5,
+        "service lease",
+        include_str!("../../../migrations/0005_service_lease.sql"),
+    ),
 ];
 
 /// The idempotent script that turns a database into the LilBrotr variant.

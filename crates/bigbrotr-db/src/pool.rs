@@ -78,15 +78,22 @@ pub async fn connect(config: &PoolConfig, password: Option<&str>) -> Result<PgPo
     }
 }
 
-/// True when `error` means the connection (not the statement) failed, so the same statement may
-/// succeed on a fresh connection: I/O errors, a dead pool worker, protocol desynchronisation, and
-/// the SQLSTATEs of class 08 (connection exception) and 57P01–57P03 (server shutting down or
-/// starting). Everything else — constraint violations, bad input, timeouts — is not retried.
+/// True when `error` means the attempt failed for a reason outside the statement, so the same
+/// transaction may succeed when run again: the connection failed (I/O errors, a dead pool
+/// worker, protocol desynchronisation, SQLSTATE class 08, 57P01–57P03: server shutting down or
+/// starting), or the server rolled the transaction back to break a deadlock (40P01) or a
+/// serialization conflict (40001), which concurrent writers (replicas of a daemon inserting the
+/// same events) can meet. Every write is idempotent, so running it again is safe. Everything
+/// else — constraint violations, bad input, timeouts — is not retried.
 pub fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db_error) => db_error.code().is_some_and(|code| {
-            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+            code.starts_with("08")
+                || matches!(
+                    code.as_ref(),
+                    "57P01" | "57P02" | "57P03" | "40P01" | "40001"
+                )
         }),
         _ => false,
     }
