@@ -286,3 +286,48 @@ async fn only_writer_may_touch_leases() {
     .unwrap();
     assert_eq!(claimed, ["k"]);
 }
+
+/// `WorkLeases`, the daemons' side: the heartbeat keeps a claim past its time to live, a claim
+/// taken over is reported through its token, and `end` gives back what is unfinished.
+#[tokio::test]
+async fn the_heartbeat_keeps_a_claim_and_reports_one_lost() {
+    use bigbrotr_core::replica::{ReplicaConfig, WorkLeases};
+    let db = TestDb::new().await;
+    let brotr = db.brotr();
+    let config = |id: &str| ReplicaConfig {
+        id: Some(id.to_owned()),
+        lease_ttl: 1.0,
+    };
+    let a = WorkLeases::begin(&brotr, ServiceName::Monitor, &config("a"))
+        .await
+        .unwrap();
+    let wanted = keys(3);
+    let claimed = a.claim(&wanted, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    // Three times the ttl later, still a's: renewed every third of it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let b = WorkLeases::begin(&brotr, ServiceName::Monitor, &config("b"))
+        .await
+        .unwrap();
+    assert!(b.claim(&wanted, 10).await.unwrap().is_empty());
+    // Someone else takes wanted[0] over (as after a partition longer than the ttl): a's next
+    // beat cancels its token and forgets it.
+    sqlx::query("UPDATE lease.service_lease SET holder = 'c' WHERE lease_key = $1")
+        .bind(&wanted[0])
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let lost = claimed[0].1.clone();
+    tokio::time::timeout(Duration::from_secs(3), lost.cancelled())
+        .await
+        .expect("the lost lease is reported");
+    assert!(!claimed[1].1.is_cancelled() && !claimed[2].1.is_cancelled());
+    assert_eq!(a.held(), 2);
+    // a finishes one and stops: the unfinished one is free at once, the finished one is not.
+    a.finish(&wanted[1]).await.unwrap();
+    a.end().await.unwrap();
+    let got = b.claim(&wanted, 10).await.unwrap();
+    let got: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(got, [wanted[2].as_str()]);
+    b.end().await.unwrap();
+}
