@@ -1,5 +1,6 @@
 //! A TCP proxy between a client and a server (TCP or Unix socket) whose connections a test can
-//! count and cut at any moment, to play a database or network failure.
+//! count and cut at any moment, to play a database or network failure, and a black hole: an
+//! address whose connection attempts are never answered.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -94,4 +95,56 @@ async fn forward(mut client: TcpStream, target: ProxyTarget) -> std::io::Result<
         }
     }
     Ok(())
+}
+
+/// An address on loopback that drops every connection attempt, like a black-holed IPv6 route:
+/// a listener with a backlog of 0 whose accept queue is filled and never drained, so the kernel
+/// drops further SYNs (no RST): a connect to it hangs until the caller gives up. Stops when
+/// dropped.
+#[derive(Debug)]
+pub struct BlackHole {
+    address: SocketAddr,
+    _listener: TcpListener,
+    _queued: Vec<TcpStream>,
+}
+
+impl BlackHole {
+    /// A black hole on `ip` (`127.0.0.1` or `::1`), checked: a fresh connect to it does not
+    /// complete within 300 ms.
+    pub async fn start(ip: std::net::IpAddr) -> Self {
+        let socket = if ip.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .expect("socket");
+        socket.bind(SocketAddr::new(ip, 0)).expect("bind");
+        let listener = socket.listen(0).expect("listen");
+        let address = listener.local_addr().expect("address");
+        let wait = std::time::Duration::from_millis(300);
+        let mut queued = Vec::new();
+        // Fill the accept queue until a connect stalls: that SYN, and every later one, is
+        // dropped.
+        loop {
+            match tokio::time::timeout(wait, TcpStream::connect(address)).await {
+                Ok(Ok(stream)) => queued.push(stream),
+                Ok(Err(error)) => panic!("black hole {address}: {error}"),
+                Err(_) => break,
+            }
+            assert!(
+                queued.len() < 64,
+                "the accept queue of {address} never fills"
+            );
+        }
+        Self {
+            address,
+            _listener: listener,
+            _queued: queued,
+        }
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
 }

@@ -1,14 +1,20 @@
-//! Where the daemons may connect when they resolve a host themselves (clearnet without a proxy):
-//! names resolved through static overrides or the system resolver, then every address outside
-//! the global Internet (loopback, private, link-local, cloud metadata, ...) refused unless the
-//! network allows it (`networks.clearnet.allow_private`), so a relay or a document it serves
-//! cannot send a daemon to internal services. The relay transport and the HTTP clients share it.
+//! Where and how the daemons connect when they resolve a host themselves (clearnet without a
+//! proxy): names resolved through static overrides or the system resolver, then every address
+//! outside the global Internet (loopback, private, link-local, cloud metadata, ...) refused unless
+//! the network allows it (`networks.clearnet.allow_private`), so a relay or a document it serves
+//! cannot send a daemon to internal services; then the remaining addresses raced as RFC 8305
+//! (Happy Eyeballs) describes, so a black-holed IPv6 address does not cost a relay its budget.
+//! The relay transport and the HTTP clients share the rule; see [`crate::http`] for how reqwest
+//! connects.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bigbrotr_models::relay::is_local_address;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::net::TcpStream;
 
 /// Static `host → addresses` overrides consulted before DNS (like curl's `--resolve`): the
@@ -127,17 +133,69 @@ pub fn admit(
     })
 }
 
-/// Opens a TCP connection to the first of `addresses` that accepts, one after another; no time
-/// limit of its own. The error is the last address's.
-pub async fn connect(addresses: &[SocketAddr]) -> std::io::Result<TcpStream> {
-    let mut last = None;
+/// RFC 8305's "Connection Attempt Delay": how long an attempt has to succeed before the next
+/// address is tried beside it.
+pub const CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// `addresses` in RFC 8305 §4 order: duplicates dropped, then the two families interleaved,
+/// starting with the family of the first address (the resolver's preference, RFC 6724 and
+/// `/etc/gai.conf`), each family keeping its own order.
+pub fn interleave(addresses: &[SocketAddr]) -> Vec<SocketAddr> {
+    let mut unique: Vec<SocketAddr> = Vec::with_capacity(addresses.len());
     for address in addresses {
-        match TcpStream::connect(address).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = Some(e),
+        if !unique.contains(address) {
+            unique.push(*address);
         }
     }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no address to connect to")))
+    let first_is_v6 = unique.first().is_some_and(SocketAddr::is_ipv6);
+    let (mut first, mut second): (VecDeque<SocketAddr>, VecDeque<SocketAddr>) =
+        unique.into_iter().partition(|a| a.is_ipv6() == first_is_v6);
+    let mut ordered = Vec::with_capacity(first.len() + second.len());
+    while !first.is_empty() || !second.is_empty() {
+        ordered.extend(first.pop_front());
+        ordered.extend(second.pop_front());
+    }
+    ordered
+}
+
+/// Opens a TCP connection the way browsers do (RFC 8305, Happy Eyeballs): the addresses in
+/// [`interleave`] order, the next attempt started when the previous one fails or after
+/// [`CONNECTION_ATTEMPT_DELAY`] while it is still pending, the first connection established
+/// wins and the other attempts are dropped (their sockets closed). A black-holed address (an
+/// IPv6 route that drops everything) therefore costs 250 ms, not the caller's whole budget. No
+/// time limit of its own: the caller's deadline covers every attempt. When all fail, the error
+/// is the last one's.
+pub async fn connect(addresses: &[SocketAddr]) -> std::io::Result<TcpStream> {
+    race(&interleave(addresses), CONNECTION_ATTEMPT_DELAY).await
+}
+
+/// [`connect`] over `addresses` as ordered, with `delay` between attempts.
+async fn race(addresses: &[SocketAddr], delay: Duration) -> std::io::Result<TcpStream> {
+    let mut waiting = addresses.iter().copied();
+    let mut next = waiting.next();
+    let mut attempts = FuturesUnordered::new();
+    let mut last_error = None;
+    loop {
+        if let Some(address) = next.take() {
+            attempts.push(TcpStream::connect(address));
+            next = waiting.next();
+        }
+        if attempts.is_empty() {
+            return Err(
+                last_error.unwrap_or_else(|| std::io::Error::other("no address to connect to"))
+            );
+        }
+        // Until an attempt fails (the next starts at once) or the delay passes with more
+        // addresses waiting.
+        tokio::select! {
+            Some(result) = attempts.next() => match result {
+                Ok(stream) => return Ok(stream),
+                Err(error) => last_error = Some(error),
+            },
+            () = tokio::time::sleep(delay), if next.is_some() => {}
+            else => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -137,7 +137,15 @@ pub fn client(
 
 /// reqwest's resolver for direct clients: [`dial::resolve`] (overrides first, their ports kept
 /// unless the URL names one) and [`dial::admit`] (global addresses only unless `allow_private`).
-/// The addresses go to hyper's connector in the resolver's order.
+///
+/// The addresses go to hyper-util's `HttpConnector` in the resolver's order, and it, not
+/// [`dial::connect`], opens the connection (reqwest takes no TCP connector of ours). It races the
+/// families as RFC 6555 describes: the addresses of the first address's family one after another,
+/// those of the other family one after another from 300 ms on, the first connection wins; the
+/// connect timeout is shared evenly by the addresses of a family. So a black-holed IPv6 (or IPv4)
+/// address costs 300 ms when the other family works, while a black-holed address followed by a
+/// working one of the same family costs its share of the connect timeout (half of it for two),
+/// not the whole budget.
 #[derive(Debug, Clone)]
 pub struct PolicyResolver {
     overrides: dial::Overrides,

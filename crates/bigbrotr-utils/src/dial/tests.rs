@@ -87,6 +87,75 @@ async fn overrides_come_first_keep_their_order_and_ports() {
     );
 }
 
+#[test]
+fn addresses_are_interleaved_by_family_from_the_first_one() {
+    let v4a = addr("192.0.2.1:443");
+    let v4b = addr("192.0.2.2:443");
+    let v6a = addr("[2001:db8::1]:443");
+    let v6b = addr("[2001:db8::2]:443");
+    let v6c = addr("[2001:db8::3]:443");
+    assert_eq!(
+        interleave(&[v6a, v6b, v6c, v4a, v4b]),
+        vec![v6a, v4a, v6b, v4b, v6c]
+    );
+    assert_eq!(interleave(&[v4a, v4b, v6a]), vec![v4a, v6a, v4b]);
+    assert_eq!(interleave(&[v4a, v4a, v4b]), vec![v4a, v4b]);
+    assert_eq!(interleave(&[]), Vec::<SocketAddr>::new());
+}
+
+/// A listener on 127.0.0.1 that accepts.
+async fn working() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()
+}
+
+#[tokio::test]
+async fn a_black_holed_first_address_costs_the_attempt_delay_not_the_budget() {
+    use bigbrotr_testkit::tcp::BlackHole;
+    // The black hole is one of each family: an IPv6 route that drops everything (the case of
+    // relays whose AAAA record does not work), and another IPv4 address of the same name.
+    for hole in ["::1", "127.0.0.1"] {
+        let hole = BlackHole::start(hole.parse().unwrap()).await;
+        let good = working().await;
+        let started = std::time::Instant::now();
+        let stream = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            connect(&[hole.address(), good.local_addr().unwrap()]),
+        )
+        .await
+        .expect("one after the other, the black hole takes the whole budget")
+        .unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(stream.peer_addr().unwrap(), good.local_addr().unwrap());
+        assert!(
+            elapsed >= CONNECTION_ATTEMPT_DELAY && elapsed < std::time::Duration::from_secs(1),
+            "{}: {elapsed:?}",
+            hole.address()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_address_moves_on_at_once_and_all_refused_is_an_error() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let good = working().await;
+    // A refusal starts the next attempt without waiting for the delay.
+    let stream = tokio::time::timeout(
+        CONNECTION_ATTEMPT_DELAY,
+        connect(&[closed, good.local_addr().unwrap()]),
+    )
+    .await
+    .expect("the next attempt waited for the delay")
+    .unwrap();
+    assert_eq!(stream.peer_addr().unwrap(), good.local_addr().unwrap());
+    drop(good);
+    let error = connect(&[closed]).await.unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(connect(&[]).await.is_err());
+}
+
 mod connector {
     //! The rule through the relay connector: every way of reaching a relay checks the resolved
     //! addresses before connecting.
@@ -148,5 +217,85 @@ mod connector {
         let connection = allowing.connect(&target).await.unwrap();
         connection.shutdown().await;
         assert!(door.accepted() > 0);
+    }
+}
+
+mod happy_eyeballs {
+    //! Relays and HTTP reached through a name whose first address is black-holed.
+
+    use std::time::{Duration, Instant};
+
+    use bigbrotr_models::relay::{NetworkType, Relay};
+    use bigbrotr_testkit::relays::{TestCa, TestRelay, TlsFront};
+    use bigbrotr_testkit::tcp::BlackHole;
+
+    use crate::http::{self, HttpOptions};
+    use crate::network::NetworksConfig;
+    use crate::relay::Connector;
+
+    /// Loopback allowed, and a budget far above what the test accepts.
+    fn networks() -> NetworksConfig {
+        let mut networks = NetworksConfig::default();
+        networks.clearnet.timeout = 8.0;
+        networks.clearnet.allow_private = true;
+        networks
+    }
+
+    #[tokio::test]
+    async fn a_relay_whose_first_address_is_black_holed_is_reached_within_a_second() {
+        let host = "dual.example.com";
+        let ca = TestCa::new();
+        let relay = TestRelay::start().await;
+        let front = TlsFront::start(ca.server_config(&[host]), relay.address()).await;
+        let target = Relay::new(&format!("wss://{host}"), 0).unwrap();
+        for hole in ["::1", "127.0.0.1"] {
+            let hole = BlackHole::start(hole.parse().unwrap()).await;
+            let connector = Connector::new(networks())
+                .unwrap()
+                .with_root_certificate(ca.der())
+                .unwrap()
+                .resolve(host, hole.address())
+                .resolve(host, front.address());
+            let started = Instant::now();
+            let connection = connector.connect(&target).await.unwrap();
+            connection.shutdown().await;
+            let session = connector.open_session(&target).await.unwrap();
+            session.close().await;
+            let elapsed = started.elapsed();
+            assert!(
+                elapsed < Duration::from_secs(2),
+                "{}: two connections took {elapsed:?}",
+                hole.address()
+            );
+        }
+    }
+
+    /// reqwest connects through hyper-util, which races the two families (the first address's
+    /// family first, the other 300 ms later): a black-holed IPv6 address costs 300 ms.
+    #[tokio::test]
+    async fn an_http_request_whose_ipv6_address_is_black_holed_falls_back_to_ipv4() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let hole = BlackHole::start("::1".parse().unwrap()).await;
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let good = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let options = HttpOptions {
+            resolve: vec![
+                ("dual.example.com".to_owned(), hole.address()),
+                ("dual.example.com".to_owned(), good),
+            ],
+            ..HttpOptions::with_timeout(Duration::from_secs(8))
+        };
+        let client = http::client(NetworkType::Clearnet, &networks(), &options).unwrap();
+        let started = Instant::now();
+        let url = format!("http://dual.example.com:{}/", good.port());
+        let response = http::send_bounded(client.get(url), 1024).await.unwrap();
+        assert_eq!(response.body, b"hello");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }
