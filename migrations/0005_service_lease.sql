@@ -11,7 +11,7 @@
 -- Times are the database server's clock (clock_timestamp()), never a replica's: replicas on
 -- machines whose clocks disagree still agree on who holds what.
 --
--- Expand-only (README rule 2): a new schema `lease` with one table and five functions; nothing
+-- Expand-only (README rule 2): a new schema `lease` with one table and six functions; nothing
 -- 6.6.9 uses changes, and schema public (what 6.6.9's API lists) is left as it was.
 -- A 6.6.9 daemon does not know leases: it neither takes nor respects them (docs/scaling.md says
 -- what that means for an operator mixing both).
@@ -185,15 +185,33 @@ AS $$
     FOR SHARE;
 $$;
 
+-- The keys among p_keys that another replica holds unfinished and unexpired: work p_holder may
+-- not claim now but must wait for (it is either finished or given back, or its lease expires).
+CREATE OR REPLACE FUNCTION lease.pending(
+    p_service_name TEXT,
+    p_holder TEXT,
+    p_keys TEXT[]
+)
+RETURNS SETOF TEXT
+LANGUAGE sql
+AS $$
+    SELECT l.lease_key FROM lease.service_lease AS l
+    WHERE l.service_name = p_service_name AND l.holder <> p_holder
+      AND l.finished_at IS NULL AND l.expires_at > clock_timestamp()
+      AND l.lease_key = ANY (p_keys);
+$$;
+
 REVOKE ALL ON FUNCTION lease.acquire(TEXT, TEXT, TEXT[], DOUBLE PRECISION, INTEGER, TIMESTAMPTZ)
     FROM PUBLIC;
 REVOKE ALL ON FUNCTION lease.renew(TEXT, TEXT, TEXT[], DOUBLE PRECISION) FROM PUBLIC;
 REVOKE ALL ON FUNCTION lease.finish(TEXT, TEXT, TEXT[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION lease.release(TEXT, TEXT, TEXT[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION lease.fence(TEXT, TEXT, TEXT[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION lease.pending(TEXT, TEXT, TEXT[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lease.acquire(TEXT, TEXT, TEXT[], DOUBLE PRECISION, INTEGER, TIMESTAMPTZ)
     TO writer;
 GRANT EXECUTE ON FUNCTION lease.renew(TEXT, TEXT, TEXT[], DOUBLE PRECISION) TO writer;
 GRANT EXECUTE ON FUNCTION lease.finish(TEXT, TEXT, TEXT[]) TO writer;
 GRANT EXECUTE ON FUNCTION lease.release(TEXT, TEXT, TEXT[]) TO writer;
 GRANT EXECUTE ON FUNCTION lease.fence(TEXT, TEXT, TEXT[]) TO writer;
+GRANT EXECUTE ON FUNCTION lease.pending(TEXT, TEXT, TEXT[]) TO writer;

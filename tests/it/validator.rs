@@ -288,3 +288,98 @@ async fn a_corrupt_candidate_is_a_failure_not_a_crash() {
     assert_eq!(left["wss://not a url"].failures, 1);
     assert_eq!(left["wss://dead-0.example.com"].failures, 2_147_483_648);
 }
+
+fn replica(peers: &Peers, id: &str) -> Validator {
+    let config = ValidatorConfig {
+        processing: ProcessingConfig {
+            chunk_size: 10,
+            ..Default::default()
+        },
+        networks: peers.networks.clone(),
+        replica: bigbrotr_core::replica::ReplicaConfig {
+            id: Some(id.to_owned()),
+            lease_ttl: 2.0,
+        },
+        ..Default::default()
+    };
+    Validator::new(config, peers.connector.clone())
+}
+
+/// Two replicas on one database share the due candidates: each is probed once, by one of them
+/// (a candidate probed twice would have two failures), and both together do the whole work.
+#[tokio::test]
+async fn two_replicas_probe_every_candidate_once() {
+    let db = TestDb::new().await;
+    let peers = peers(3, 4, 3, 1.0).await;
+    let mut urls: Vec<String> = (0..3)
+        .map(|i| format!("wss://live-{i}.example.com"))
+        .collect();
+    urls.extend((0..4).map(|i| format!("wss://dead-{i}.example.com")));
+    urls.extend((0..3).map(|i| format!("wss://silent-{i}.example.com")));
+    let now = bigbrotr_core::clock::now();
+    let relays: Vec<_> = urls.iter().map(|u| relay(u, now)).collect();
+    db.brotr()
+        .insert_candidates(&relays, now - 10)
+        .await
+        .unwrap();
+    let (a, b) = (replica(&peers, "a"), replica(&peers, "b"));
+    let (ctx_a, ctx_b) = (context(&db, "validator"), context(&db, "validator"));
+    let (ra, rb) = tokio::join!(a.validate_candidates(&ctx_a), b.validate_candidates(&ctx_b));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.probed + rb.probed, 10, "{ra:?} {rb:?}");
+    assert_eq!(ra.promoted + rb.promoted, 3);
+    assert_eq!(ra.failed + rb.failed, 7);
+    let left = candidates(&db).await;
+    assert_eq!(left.len(), 7);
+    assert!(left.values().all(|c| c.failures == 1), "{left:?}");
+}
+
+/// A replica that died holding candidates (its leases no longer renewed) leaves them to the
+/// others once its leases expire: the cycle waits for them, probes them, and finishes.
+#[tokio::test]
+async fn candidates_held_by_a_dead_replica_are_taken_over_after_its_lease() {
+    use bigbrotr_db::lease::LeaseHolder;
+    let db = TestDb::new().await;
+    let peers = peers(2, 2, 0, 1.0).await;
+    let urls = [
+        "wss://live-0.example.com",
+        "wss://live-1.example.com",
+        "wss://dead-0.example.com",
+        "wss://dead-1.example.com",
+    ];
+    let now = bigbrotr_core::clock::now();
+    let relays: Vec<_> = urls.iter().map(|u| relay(u, now)).collect();
+    db.brotr()
+        .insert_candidates(&relays, now - 10)
+        .await
+        .unwrap();
+    // The dead replica claimed two of them with a 2 s lease, and then nothing more.
+    let brotr = db.brotr();
+    let dead = LeaseHolder::new(ServiceName::Validator, "dead").unwrap();
+    let held = vec![urls[0].to_owned(), urls[2].to_owned()];
+    let start = brotr.lease_clock().await.unwrap();
+    let claimed = brotr
+        .lease_acquire(&dead, &held, std::time::Duration::from_secs(2), 10, start)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+
+    let started = std::time::Instant::now();
+    let report = replica(&peers, "survivor")
+        .validate_candidates(&context(&db, "validator"))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!((report.probed, report.promoted, report.failed), (4, 2, 2));
+    assert!(
+        took >= std::time::Duration::from_millis(1500) && took < std::time::Duration::from_secs(10),
+        "waited for the dead replica's leases: {took:?}"
+    );
+    let mut stored = brotr.relay_urls().await.unwrap();
+    stored.sort();
+    assert_eq!(
+        stored,
+        ["wss://live-0.example.com", "wss://live-1.example.com"]
+    );
+    assert!(candidates(&db).await.values().all(|c| c.failures == 1));
+}

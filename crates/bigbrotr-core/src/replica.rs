@@ -151,11 +151,22 @@ impl WorkLeases {
 
     /// Marks `key` finished: no replica does it again in this cycle.
     pub async fn finish(&self, key: &str) -> anyhow::Result<()> {
-        self.forget(key);
-        self.brotr
-            .lease_finish(&self.holder, &[key.to_owned()])
-            .await?;
+        self.finish_all(&[key.to_owned()]).await
+    }
+
+    /// Marks every one of `keys` finished, in one statement.
+    pub async fn finish_all(&self, keys: &[String]) -> anyhow::Result<()> {
+        for key in keys {
+            self.forget(key);
+        }
+        self.brotr.lease_finish(&self.holder, keys).await?;
         Ok(())
+    }
+
+    /// The keys among `keys` that another replica is working on now (held, unfinished,
+    /// unexpired): to wait for, since they may yet be given back or expire.
+    pub async fn pending(&self, keys: &[String]) -> anyhow::Result<Vec<String>> {
+        Ok(self.brotr.lease_pending(&self.holder, keys).await?)
     }
 
     /// Gives `key` back unfinished: any replica may claim it at once.

@@ -132,6 +132,34 @@ impl Brotr {
         .await
     }
 
+    /// `lease.pending`: the keys among `keys` that another replica holds unfinished and
+    /// unexpired — work `holder` must wait for rather than skip.
+    pub async fn lease_pending(
+        &self,
+        holder: &LeaseHolder,
+        keys: &[String],
+    ) -> Result<Vec<String>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = keys.to_vec();
+        let holder = holder.clone();
+        self.transact(TimeoutCategory::Query, move |conn| {
+            let keys = keys.clone();
+            let holder = holder.clone();
+            Box::pin(async move {
+                sqlx::query_scalar("SELECT lease.pending($1, $2, $3)")
+                    .persistent(false)
+                    .bind(holder.service.as_str())
+                    .bind(&holder.holder)
+                    .bind(&keys)
+                    .fetch_all(&mut *conn)
+                    .await
+            })
+        })
+        .await
+    }
+
     /// `lease.finish`: marks `holder`'s unfinished leases among `keys` finished now, so
     /// no replica does them again in a cycle that started earlier. Returns how many it marked.
     pub async fn lease_finish(&self, holder: &LeaseHolder, keys: &[String]) -> Result<u64> {

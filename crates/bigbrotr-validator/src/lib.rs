@@ -7,10 +7,15 @@
 //! and at most `networks.<net>.max_tasks` connections per network. A valid relay is inserted and
 //! its candidate deleted in one transaction; an invalid one has its failure count raised. Each
 //! probe costs at most its network's timeout, so a hostile candidate never stalls a cycle.
+//!
+//! Replicas share the candidates: each candidate is probed under a lease (`replica:`,
+//! bigbrotr-core's `replica` module), so a candidate is probed by one replica at a time and once
+//! per cycle; one held by a replica that died is probed by another once its lease expires.
 
 use bigbrotr_core::clock;
 use bigbrotr_core::config::{BaseServiceConfig, ConfigError, Validate};
 use bigbrotr_core::metrics::names::validator as names;
+use bigbrotr_core::replica::{ReplicaConfig, WorkLeases};
 use bigbrotr_core::runner::{Context, Daemon};
 use bigbrotr_db::validator::Candidate;
 use bigbrotr_models::relay::{NetworkType, Relay};
@@ -18,6 +23,9 @@ use bigbrotr_models::service_state::{CandidateRecord, ServiceName, ServiceState}
 use bigbrotr_utils::network::{NetworkSemaphores, NetworksConfig};
 use bigbrotr_utils::relay::Connector;
 use bigbrotr_utils::relay::probe::{self, Evidence, ProbeError};
+use std::collections::HashSet;
+use std::time::Duration;
+
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
@@ -35,6 +43,8 @@ pub struct ValidatorConfig {
     pub cleanup: CleanupConfig,
     /// `networks:`.
     pub networks: NetworksConfig,
+    /// `replica:` (not in the original): this replica's id and its leases' time to live.
+    pub replica: ReplicaConfig,
 }
 
 /// `processing:` — how candidates are taken.
@@ -115,6 +125,7 @@ impl Validate for ValidatorConfig {
                 self.cleanup.max_failures
             )));
         }
+        self.replica.validate()?;
         self.networks
             .validate()
             .map_err(|e| ConfigError(e.to_string()))
@@ -176,8 +187,23 @@ impl Validator {
         Ok((promoted, exhausted))
     }
 
-    /// One validation pass over the due candidates.
+    /// One validation pass over the due candidates, under this replica's leases.
     pub async fn validate_candidates(&self, ctx: &Context) -> anyhow::Result<CycleReport> {
+        let leases =
+            WorkLeases::begin(&ctx.brotr, ServiceName::Validator, &self.config.replica).await?;
+        let outcome = self.validate_leased(ctx, &leases).await;
+        // Whatever is still held (a stop, an error) is given back for the other replicas.
+        if let Err(error) = leases.end().await {
+            tracing::warn!(error = %error, "lease_release_failed");
+        }
+        outcome
+    }
+
+    async fn validate_leased(
+        &self,
+        ctx: &Context,
+        leases: &WorkLeases,
+    ) -> anyhow::Result<CycleReport> {
         let networks: Vec<NetworkType> = self.config.networks.enabled();
         if networks.is_empty() {
             tracing::warn!("no_networks_enabled");
@@ -203,6 +229,11 @@ impl Validator {
         let mut exhausted = false;
         let mut in_flight = FuturesUnordered::new();
         let mut verdicts: Vec<Verdict> = Vec::new();
+        // Due candidates another replica held when they were fetched: probed here if it gives
+        // them back or dies (its lease expires), dropped once it finished them.
+        let mut elsewhere: Vec<Candidate> = Vec::new();
+        let poll = (self.config.replica.ttl() / 4)
+            .clamp(Duration::from_millis(250), Duration::from_secs(5));
         loop {
             // Refill the window when half of it drained: probes stay pipelined across chunks.
             while !exhausted
@@ -219,22 +250,66 @@ impl Validator {
                     exhausted = true;
                     break;
                 }
-                fetched += batch.len() as u64;
                 last = batch.last().cloned();
+                let urls: Vec<String> = batch.iter().map(|c| c.url.clone()).collect();
+                let claimed: HashSet<String> = leases
+                    .claim(&urls, urls.len())
+                    .await?
+                    .into_iter()
+                    .map(|(url, _)| url)
+                    .collect();
+                fetched += claimed.len() as u64;
                 for candidate in batch {
+                    if claimed.contains(&candidate.url) {
+                        in_flight.push(self.probe_candidate(candidate));
+                    } else {
+                        elsewhere.push(candidate);
+                    }
+                }
+            }
+            if in_flight.is_empty() && (exhausted || fetched >= budget) {
+                if elsewhere.is_empty() || ctx.is_stopping() || fetched >= budget {
+                    break;
+                }
+                let urls: Vec<String> = elsewhere.iter().map(|c| c.url.clone()).collect();
+                let limit = chunk.min((budget - fetched).min(i64::MAX as u64) as i64) as usize;
+                let claimed: HashSet<String> = leases
+                    .claim(&urls, limit)
+                    .await?
+                    .into_iter()
+                    .map(|(url, _)| url)
+                    .collect();
+                if claimed.is_empty() {
+                    let pending: HashSet<String> =
+                        leases.pending(&urls).await?.into_iter().collect();
+                    elsewhere.retain(|c| pending.contains(&c.url));
+                    if !elsewhere.is_empty() && !ctx.sleep(poll).await {
+                        break;
+                    }
+                    continue;
+                }
+                fetched += claimed.len() as u64;
+                let (mine, rest): (Vec<Candidate>, Vec<Candidate>) =
+                    elsewhere.drain(..).partition(|c| claimed.contains(&c.url));
+                elsewhere = rest;
+                for candidate in mine {
                     in_flight.push(self.probe_candidate(candidate));
                 }
             }
             let Some(verdict) = in_flight.next().await else {
-                break;
+                if ctx.is_stopping() {
+                    break;
+                }
+                // Every candidate of the last batch was held elsewhere: fetch the next one.
+                continue;
             };
             report.probed += 1;
             verdicts.push(verdict);
             if verdicts.len() as i64 >= chunk {
-                self.record(ctx, &mut verdicts, &mut report).await?;
+                self.record(ctx, leases, &mut verdicts, &mut report).await?;
             }
         }
-        self.record(ctx, &mut verdicts, &mut report).await?;
+        self.record(ctx, leases, &mut verdicts, &mut report).await?;
         ctx.metrics.inc_counter(names::VALIDATED, report.promoted);
         ctx.metrics.inc_counter(names::INVALIDATED, report.failed);
         tracing::info!(
@@ -272,15 +347,18 @@ impl Validator {
     }
 
     /// Writes a batch of verdicts: promotions in one transaction, failures in one upsert.
+    /// Their leases are marked finished once both writes succeeded.
     async fn record(
         &self,
         ctx: &Context,
+        leases: &WorkLeases,
         verdicts: &mut Vec<Verdict>,
         report: &mut CycleReport,
     ) -> anyhow::Result<()> {
         if verdicts.is_empty() {
             return Ok(());
         }
+        let urls: Vec<String> = verdicts.iter().map(|v| v.candidate.url.clone()).collect();
         let now = clock::now();
         let mut valid = Vec::new();
         let mut failed = Vec::new();
@@ -314,6 +392,7 @@ impl Validator {
             ctx.brotr.upsert_service_state(&failed).await?;
             report.failed += failed.len() as u64;
         }
+        leases.finish_all(&urls).await?;
         Ok(())
     }
 }
