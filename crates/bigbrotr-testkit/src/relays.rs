@@ -565,10 +565,14 @@ async fn middle(
 ) {
     use std::collections::HashMap;
     use std::sync::atomic::Ordering;
+    // Small frames both ways: without TCP_NODELAY each REQ waits for a delayed ACK (~40 ms).
+    let _ = stream.set_nodelay(true);
     let Ok(client) = tokio_tungstenite::accept_async(stream).await else {
         return;
     };
-    let Ok((relay, _)) = tokio_tungstenite::connect_async(format!("ws://{backend}")).await else {
+    let Ok((relay, _)) =
+        tokio_tungstenite::connect_async_with_config(format!("ws://{backend}"), None, true).await
+    else {
         return;
     };
     let (mut client_tx, mut client_rx) = client.split();
