@@ -11,7 +11,7 @@
 -- Times are the database server's clock (clock_timestamp()), never a replica's: replicas on
 -- machines whose clocks disagree still agree on who holds what.
 --
--- Expand-only (README rule 2): a new schema `lease` with one table and six functions; nothing
+-- Expand-only (README rule 2): a new schema `lease` with one table and seven functions; nothing
 -- 6.6.9 uses changes, and schema public (what 6.6.9's API lists) is left as it was.
 -- A 6.6.9 daemon does not know leases: it neither takes nor respects them (docs/scaling.md says
 -- what that means for an operator mixing both).
@@ -201,6 +201,29 @@ AS $$
       AND l.lease_key = ANY (p_keys);
 $$;
 
+-- Deletes the service's rows that no cycle can need any more: finished, or expired unfinished
+-- (a replica that died), more than p_older_than seconds ago. A finished row only matters to
+-- cycles that started before it was finished; with p_older_than at least the longest cycle
+-- (the daemons pass a week, the longest interval), none does. Returns how many it deleted.
+CREATE OR REPLACE FUNCTION lease.purge(
+    p_service_name TEXT,
+    p_older_than DOUBLE PRECISION
+)
+RETURNS INTEGER
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_rows INTEGER;
+BEGIN
+    DELETE FROM lease.service_lease AS l
+    WHERE l.service_name = p_service_name
+      AND COALESCE(l.finished_at, l.expires_at)
+          < clock_timestamp() - make_interval(secs => p_older_than);
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END;
+$$;
+
 REVOKE ALL ON FUNCTION lease.acquire(TEXT, TEXT, TEXT[], DOUBLE PRECISION, INTEGER, TIMESTAMPTZ)
     FROM PUBLIC;
 REVOKE ALL ON FUNCTION lease.renew(TEXT, TEXT, TEXT[], DOUBLE PRECISION) FROM PUBLIC;
@@ -208,6 +231,7 @@ REVOKE ALL ON FUNCTION lease.finish(TEXT, TEXT, TEXT[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION lease.release(TEXT, TEXT, TEXT[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION lease.fence(TEXT, TEXT, TEXT[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION lease.pending(TEXT, TEXT, TEXT[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION lease.purge(TEXT, DOUBLE PRECISION) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lease.acquire(TEXT, TEXT, TEXT[], DOUBLE PRECISION, INTEGER, TIMESTAMPTZ)
     TO writer;
 GRANT EXECUTE ON FUNCTION lease.renew(TEXT, TEXT, TEXT[], DOUBLE PRECISION) TO writer;
@@ -215,3 +239,4 @@ GRANT EXECUTE ON FUNCTION lease.finish(TEXT, TEXT, TEXT[]) TO writer;
 GRANT EXECUTE ON FUNCTION lease.release(TEXT, TEXT, TEXT[]) TO writer;
 GRANT EXECUTE ON FUNCTION lease.fence(TEXT, TEXT, TEXT[]) TO writer;
 GRANT EXECUTE ON FUNCTION lease.pending(TEXT, TEXT, TEXT[]) TO writer;
+GRANT EXECUTE ON FUNCTION lease.purge(TEXT, DOUBLE PRECISION) TO writer;

@@ -331,3 +331,55 @@ async fn the_heartbeat_keeps_a_claim_and_reports_one_lost() {
     assert_eq!(got, [wanted[2].as_str()]);
     b.end().await.unwrap();
 }
+
+/// `lease.purge` deletes only the rows no cycle can need: finished or expired longer ago than
+/// asked, of the service asked.
+#[tokio::test]
+async fn purge_deletes_old_finished_and_expired_rows_only() {
+    let db = TestDb::new().await;
+    let brotr = db.brotr();
+    let a = holder("a");
+    let all = keys(4);
+    let start = cycle(&brotr).await;
+    brotr.lease_acquire(&a, &all, TTL, 4, start).await.unwrap();
+    brotr.lease_finish(&a, &all[..2]).await.unwrap();
+    // Age the first finished row and the first unfinished one by two days.
+    sqlx::query(
+        "UPDATE lease.service_lease SET finished_at = finished_at - interval '2 days',
+                expires_at = expires_at - interval '2 days'
+         WHERE lease_key = ANY($1)",
+    )
+    .bind(vec![all[0].clone(), all[2].clone()])
+    .execute(db.pool())
+    .await
+    .unwrap();
+    // Another service's old row stays.
+    let other = LeaseHolder::new(ServiceName::Monitor, "a").unwrap();
+    brotr
+        .lease_acquire(&other, &all[..1], TTL, 1, start)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE lease.service_lease SET expires_at = expires_at - interval '2 days'
+         WHERE service_name = 'monitor'",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let purged = brotr
+        .lease_purge(ServiceName::Synchronizer, Duration::from_secs(86_400))
+        .await
+        .unwrap();
+    assert_eq!(purged, 2);
+    let left: Vec<(String, String)> =
+        sqlx::query_as("SELECT service_name, lease_key FROM lease.service_lease ORDER BY 1, 2")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    let expected = vec![
+        ("monitor".to_owned(), all[0].clone()),
+        ("synchronizer".to_owned(), all[1].clone()),
+        ("synchronizer".to_owned(), all[3].clone()),
+    ];
+    assert_eq!(left, expected);
+}

@@ -160,6 +160,24 @@ impl Brotr {
         .await
     }
 
+    /// `lease.purge`: deletes `service`'s rows finished (or expired unfinished) more than
+    /// `older_than` ago, which no cycle shorter than that can need. Returns how many.
+    pub async fn lease_purge(&self, service: ServiceName, older_than: Duration) -> Result<u64> {
+        let n: i32 = self
+            .transact(TimeoutCategory::Cleanup, move |conn| {
+                Box::pin(async move {
+                    sqlx::query_scalar("SELECT lease.purge($1, $2)")
+                        .persistent(false)
+                        .bind(service.as_str())
+                        .bind(older_than.as_secs_f64())
+                        .fetch_one(&mut *conn)
+                        .await
+                })
+            })
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
     /// `lease.finish`: marks `holder`'s unfinished leases among `keys` finished now, so
     /// no replica does them again in a cycle that started earlier. Returns how many it marked.
     pub async fn lease_finish(&self, holder: &LeaseHolder, keys: &[String]) -> Result<u64> {

@@ -30,6 +30,9 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 
+/// How long finished lease rows are kept: a week, the longest interval of any daemon.
+const LEASE_RETENTION: Duration = Duration::from_secs(604_800);
+
 /// `validator.yaml`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -181,8 +184,13 @@ impl Validator {
         } else {
             0
         };
-        if promoted + exhausted > 0 {
-            tracing::info!(promoted, exhausted, "candidates_cleaned");
+        // Lease rows no cycle can need (finished or expired a week ago, the longest interval).
+        let leases = ctx
+            .brotr
+            .lease_purge(ServiceName::Validator, LEASE_RETENTION)
+            .await?;
+        if promoted + exhausted + leases > 0 {
+            tracing::info!(promoted, exhausted, leases, "candidates_cleaned");
         }
         Ok((promoted, exhausted))
     }
