@@ -194,47 +194,28 @@ impl Synchronizer {
                 .or_default()
                 .push(plan);
         }
-        let mut tasks = JoinSet::new();
-        let mut queues: HashMap<NetworkType, std::vec::IntoIter<Plan>> = by_network
-            .into_iter()
-            .map(|(network, plans)| (network, plans.into_iter()))
-            .collect();
-        let mut running: HashMap<NetworkType, usize> = HashMap::new();
-        loop {
-            for (network, queue) in queues.iter_mut() {
-                let capacity = self
-                    .config
+        report.relays = run_relay_tasks(
+            by_network,
+            |network| {
+                self.config
                     .networks
-                    .get(*network)
-                    .map_or(1, |c| c.max_tasks.max(1) as usize);
-                let busy = running.entry(*network).or_default();
-                while *busy < capacity && !ctx.is_stopping() && Instant::now() < deadline {
-                    let Some(plan) = queue.next() else { break };
-                    *busy += 1;
-                    let relay_settings = settings.for_relay(&plan.relay).clone();
-                    tasks.spawn(self.relay_task(
-                        ctx,
-                        plan,
-                        relay_settings,
-                        end_time,
-                        deadline,
-                        (tx.clone(), queued_bytes.clone()),
-                    ));
-                }
-            }
-            let Some(joined) = tasks.join_next().await else {
-                break;
-            };
-            match joined {
-                Ok((network, outcome)) => {
-                    *running.entry(network).or_default() -= 1;
-                    report.relays.push(outcome);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "relay_task_panicked");
-                }
-            }
-        }
+                    .get(network)
+                    .map_or(1, |c| c.max_tasks.max(1) as usize)
+            },
+            || !ctx.is_stopping() && Instant::now() < deadline,
+            |plan| {
+                let relay_settings = settings.for_relay(&plan.relay).clone();
+                self.relay_task(
+                    ctx,
+                    plan,
+                    relay_settings,
+                    end_time,
+                    deadline,
+                    (tx.clone(), queued_bytes.clone()),
+                )
+            },
+        )
+        .await;
         drop(tx);
         let writer_report = writer.await??;
 
@@ -319,7 +300,7 @@ impl Synchronizer {
         end_time: i64,
         deadline: Instant,
         (tx, queued_bytes): (mpsc::Sender<Message>, Arc<Semaphore>),
-    ) -> impl Future<Output = (NetworkType, RelayOutcome)> + Send + 'static {
+    ) -> impl Future<Output = RelayOutcome> + Send + 'static {
         let connector = self.connector.clone();
         let semaphores = self.semaphores.clone();
         let max_event_size = self.config.processing.max_event_size;
@@ -378,9 +359,72 @@ impl Synchronizer {
                     "relay_synced"
                 );
             }
-            (network, outcome)
+            outcome
         }
     }
+}
+
+/// Runs `start(plan)` as a task for every plan, at most `capacity(network)` at a time per
+/// network (one queue per network, so a slow overlay never holds clearnet relays back), and
+/// starts new tasks only while `may_start()` holds. Returns the outcome of every task started.
+///
+/// A task that panicked is its relay's failure (reason `panic`): the task set is joined by task
+/// id, so its network's slot is released and the relay is in the report, as any other failure.
+async fn run_relay_tasks<Fut>(
+    by_network: HashMap<NetworkType, Vec<Plan>>,
+    capacity: impl Fn(NetworkType) -> usize,
+    may_start: impl Fn() -> bool,
+    mut start: impl FnMut(Plan) -> Fut,
+) -> Vec<RelayOutcome>
+where
+    Fut: Future<Output = RelayOutcome> + Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    let mut started: HashMap<tokio::task::Id, (NetworkType, String)> = HashMap::new();
+    let mut queues: HashMap<NetworkType, std::vec::IntoIter<Plan>> = by_network
+        .into_iter()
+        .map(|(network, plans)| (network, plans.into_iter()))
+        .collect();
+    let mut running: HashMap<NetworkType, usize> = HashMap::new();
+    let mut outcomes = Vec::new();
+    loop {
+        for (network, queue) in queues.iter_mut() {
+            let busy = running.entry(*network).or_default();
+            while *busy < capacity(*network) && may_start() {
+                let Some(plan) = queue.next() else { break };
+                *busy += 1;
+                let relay = (*network, plan.relay.url().to_owned());
+                let handle = tasks.spawn(start(plan));
+                started.insert(handle.id(), relay);
+            }
+        }
+        let Some(joined) = tasks.join_next_with_id().await else {
+            break;
+        };
+        let (id, outcome) = match joined {
+            Ok((id, outcome)) => (id, Some(outcome)),
+            Err(error) => {
+                tracing::error!(error = %error, "relay_task_panicked");
+                (error.id(), None)
+            }
+        };
+        let Some((network, url)) = started.remove(&id) else {
+            continue;
+        };
+        if let Some(busy) = running.get_mut(&network) {
+            *busy = busy.saturating_sub(1);
+        }
+        outcomes.push(outcome.unwrap_or_else(|| {
+            tracing::info!(relay = url.as_str(), reason = "panic", "relay_sync_failed");
+            RelayOutcome {
+                url,
+                stats: WalkStats::default(),
+                error: Some("the relay task panicked".to_owned()),
+                reason: Some("panic"),
+            }
+        }));
+    }
+    outcomes
 }
 
 impl Daemon for Synchronizer {
@@ -411,5 +455,120 @@ impl Daemon for Synchronizer {
 
     async fn run(&mut self, ctx: &Context) -> anyhow::Result<()> {
         self.synchronize(ctx).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn plan(url: &str) -> Plan {
+        Plan {
+            relay: Relay::new(url, 0).unwrap(),
+            start: 0,
+            resumed: false,
+        }
+    }
+
+    /// Issue 16: a relay task that panics (a hostile relay reaching a bug) is lost by a plain
+    /// `join_next`: its network's slot is never given back, so with one slot nothing else of the
+    /// network runs, and the relay is missing from the report.
+    #[tokio::test]
+    async fn a_panicking_relay_task_releases_its_slot_and_is_reported_failed() {
+        let urls = [
+            "wss://panics.example.com",
+            "wss://b.example.com",
+            "wss://c.example.com",
+        ];
+        let by_network = HashMap::from([(NetworkType::Clearnet, urls.map(plan).to_vec())]);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let outcomes = run_relay_tasks(
+            by_network,
+            |_| 1,
+            || true,
+            |plan| {
+                let ran = ran.clone();
+                async move {
+                    assert_ne!(plan.relay.url(), urls[0], "a bug reached by hostile input");
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    RelayOutcome {
+                        url: plan.relay.url().to_owned(),
+                        stats: WalkStats::default(),
+                        error: None,
+                        reason: None,
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            2,
+            "the slot was released: the other relays ran"
+        );
+        let mut reported: Vec<(&str, Option<&str>)> = outcomes
+            .iter()
+            .map(|o| (o.url.as_str(), o.reason))
+            .collect();
+        reported.sort_unstable();
+        assert_eq!(
+            reported,
+            [(urls[1], None), (urls[2], None), (urls[0], Some("panic"))]
+        );
+        assert!(
+            names::RELAY_FAILURE_REASONS.contains(&"panic"),
+            "counted as relay_failures_panic"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_network_runs_at_most_its_capacity() {
+        let by_network = HashMap::from([
+            (
+                NetworkType::Clearnet,
+                (0..6)
+                    .map(|i| plan(&format!("wss://r{i}.example.com")))
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                NetworkType::Tor,
+                vec![plan(&format!("ws://{}.onion", "t".repeat(56)))],
+            ),
+        ]);
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let outcomes = run_relay_tasks(
+            by_network,
+            |network| {
+                if network == NetworkType::Clearnet {
+                    2
+                } else {
+                    1
+                }
+            },
+            || true,
+            |plan| {
+                let (running, peak) = (running.clone(), peak.clone());
+                async move {
+                    if plan.relay.network() == NetworkType::Clearnet {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    RelayOutcome {
+                        url: plan.relay.url().to_owned(),
+                        stats: WalkStats::default(),
+                        error: None,
+                        reason: None,
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(outcomes.len(), 7);
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
     }
 }

@@ -117,8 +117,9 @@ pub mod synchronizer {
     /// Why a relay's walk ends early: its network, the connection, a wait without a valid
     /// message, the connection lost, the subscription closed, NIP-42 AUTH, too many events,
     /// a response too large in bytes, too many invalid frames, a NIP-77 error, a request longer
-    /// than `idle`, shutdown or `max_duration`, the database writer gone.
-    pub const RELAY_FAILURE_REASONS: [&str; 13] = [
+    /// than `idle`, shutdown or `max_duration`, the database writer gone, the relay's task
+    /// panicked.
+    pub const RELAY_FAILURE_REASONS: [&str; 14] = [
         "network",
         "connect",
         "timeout",
@@ -132,6 +133,7 @@ pub mod synchronizer {
         "idle",
         "stopped",
         "writer",
+        "panic",
     ];
 }
 
