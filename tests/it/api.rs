@@ -22,10 +22,10 @@ use crate::dbkit::{
 };
 
 /// A running `bigbrotr-api` process, killed on drop.
-struct ApiProcess {
+pub(crate) struct ApiProcess {
     child: Child,
-    address: SocketAddr,
-    metrics: SocketAddr,
+    pub(crate) address: SocketAddr,
+    pub(crate) metrics: SocketAddr,
     _dir: TempDir,
 }
 
@@ -68,12 +68,20 @@ fn free_port() -> u16 {
 /// Starts the binary on `db` as role `reader` with `config` merged over the test defaults
 /// (loopback, any free port, metrics on), and waits until it listens.
 fn start(db: &TestDb, config: Value) -> ApiProcess {
+    start_with(&db.config(), config)
+}
+
+/// Starts the binary on the database `brotr_config` points at, as [`start`] does.
+pub(crate) fn start_with(
+    brotr_config: &bigbrotr_db::config::BrotrConfig,
+    config: Value,
+) -> ApiProcess {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("bigbrotr-api-it-{}-{unique}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let brotr = dir.join("brotr.yaml");
-    std::fs::write(&brotr, serde_json::to_string(&db.config()).unwrap()).unwrap();
+    std::fs::write(&brotr, serde_json::to_string(brotr_config).unwrap()).unwrap();
     let metrics_port = free_port();
     let mut service = json!({
         "host": "127.0.0.1",
@@ -168,7 +176,7 @@ async fn raw(address: SocketAddr, request: &[u8]) -> (u16, BTreeMap<String, Stri
     (status, headers, body.to_owned())
 }
 
-async fn request(
+pub(crate) async fn request(
     address: SocketAddr,
     method: &str,
     target: &str,
@@ -181,7 +189,7 @@ async fn request(
 }
 
 /// GET `target`: status and parsed JSON body.
-async fn get(address: SocketAddr, target: &str) -> (u16, Value) {
+pub(crate) async fn get(address: SocketAddr, target: &str) -> (u16, Value) {
     let (status, headers, body) = request(address, "GET", target, "").await;
     if target != "/docs" {
         assert_eq!(
@@ -195,7 +203,7 @@ async fn get(address: SocketAddr, target: &str) -> (u16, Value) {
 }
 
 /// Percent-encodes a query value.
-fn enc(value: &str) -> String {
+pub(crate) fn enc(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
@@ -306,7 +314,14 @@ async fn every_route_answers_like_the_original() {
     );
     let a = api.address;
 
-    assert_eq!(get(a, "/health").await, (200, json!({"status": "ok"})));
+    // 6.6.9's body plus where the database stands (a primary here: no lag).
+    assert_eq!(
+        get(a, "/health").await,
+        (
+            200,
+            json!({"status": "ok", "database": {"standby": false, "replay_lag_seconds": null}})
+        )
+    );
 
     let (status, schema) = get(a, "/v1/schema").await;
     assert_eq!(status, 200);

@@ -30,6 +30,7 @@ mod schema;
 mod schema_objects;
 mod schema_roles;
 mod seeder;
+mod standby;
 mod synchronizer;
 mod validator;
 mod views;

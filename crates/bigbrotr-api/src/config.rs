@@ -1,7 +1,7 @@
 //! `api.yaml`: the original's keys (`title`, `host`, `port`, `route_prefix`, `max_page_size`,
 //! `default_page_size`, `tables`, `cors_origins`, `request_timeout`; `interval` 60) and this
-//! project's bounds (`max_concurrent_queries`, `queue_timeout`, `exact_total_limit`), validated
-//! with messages that name the key.
+//! project's bounds (`max_concurrent_queries`, `queue_timeout`, `exact_total_limit`) and
+//! `/health`'s `max_replay_lag`, validated with messages that name the key.
 
 use bigbrotr_catalog::{PageLimits, TablesConfig};
 use bigbrotr_core::config::{BaseServiceConfig, ConfigError, Validate};
@@ -44,6 +44,9 @@ pub struct ApiConfig {
     /// `total` is counted exactly up to this many rows and estimated past it (0: always
     /// estimated; at most 10,000,000).
     pub exact_total_limit: u64,
+    /// Seconds a standby may lag behind its primary before `/health` answers 503
+    /// `"status":"degraded"` (0.1–86400); null: never (the lag is reported either way).
+    pub max_replay_lag: Option<f64>,
 }
 
 impl Default for ApiConfig {
@@ -62,6 +65,7 @@ impl Default for ApiConfig {
             max_concurrent_queries: None,
             queue_timeout: 5.0,
             exact_total_limit: 10_000,
+            max_replay_lag: None,
         }
     }
 }
@@ -95,6 +99,7 @@ impl Validate for ApiConfig {
         vec![
             ("tables.*", table.unwrap_or_default()),
             ("max_concurrent_queries", serde_json::Value::from(1)),
+            ("max_replay_lag", serde_json::Value::from(1.0)),
         ]
     }
 
@@ -166,6 +171,13 @@ impl Validate for ApiConfig {
             return Err(ConfigError(format!(
                 "exact_total_limit = {} is out of range (0..=10000000)",
                 self.exact_total_limit
+            )));
+        }
+        if let Some(lag) = self.max_replay_lag
+            && !(0.1..=86_400.0).contains(&lag)
+        {
+            return Err(ConfigError(format!(
+                "max_replay_lag = {lag} is out of range (0.1..=86400)"
             )));
         }
         for (index, origin) in self.cors_origins.iter().enumerate() {
@@ -311,6 +323,13 @@ mod tests {
                     ..ApiConfig::default()
                 },
                 "max_concurrent_queries",
+            ),
+            (
+                ApiConfig {
+                    max_replay_lag: Some(0.0),
+                    ..ApiConfig::default()
+                },
+                "max_replay_lag",
             ),
         ];
         for (config, key) in cases {

@@ -42,6 +42,8 @@ impl Api {
 
 impl Daemon for Api {
     const NAME: ServiceName = ServiceName::Api;
+    // Read-only: runs on a standby as on the primary.
+    const WRITES: bool = false;
     type Config = ApiConfig;
 
     fn check_with_brotr(

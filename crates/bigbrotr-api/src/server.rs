@@ -45,6 +45,7 @@ pub struct AppState {
     queries: Semaphore,
     request_timeout: Duration,
     queue_timeout: Duration,
+    max_replay_lag: Option<f64>,
     cors_origins: Vec<String>,
     openapi: String,
     docs: String,
@@ -68,6 +69,7 @@ impl AppState {
             queries: Semaphore::new(slots),
             request_timeout: Duration::from_secs_f64(config.request_timeout),
             queue_timeout: Duration::from_secs_f64(config.queue_timeout),
+            max_replay_lag: config.max_replay_lag,
             cors_origins: config.cors_origins,
             openapi,
             docs,
@@ -317,9 +319,44 @@ fn parse_query(raw: Option<&str>) -> Result<Vec<(String, String)>, Failure> {
     Ok(out)
 }
 
+/// `/health`: 6.6.9's `{"status":"ok"}` when the database answers within [`HEALTH_BUDGET`],
+/// plus `"database": {"standby", "replay_lag_seconds"}` (the lag in seconds on a standby, null
+/// on a primary or while not known); 503 `"degraded"` when a standby lags more than
+/// `max_replay_lag`, 503 `"unavailable"` when the database does not answer.
 async fn health(state: &AppState) -> Response {
-    match state.brotr.ping(ReadBudget(HEALTH_BUDGET)).await {
-        Ok(()) => json(StatusCode::OK, r#"{"status":"ok"}"#.into()),
+    match state.brotr.replication(HEALTH_BUDGET).await {
+        Ok(replication) => {
+            state.metrics.set_replication(&replication);
+            let lag = replication
+                .replay_lag_seconds
+                .map(|lag| (lag * 1000.0).round() / 1000.0);
+            let database = serde_json::json!({
+                "standby": replication.standby,
+                "replay_lag_seconds": lag,
+            });
+            match (state.max_replay_lag, lag) {
+                (Some(max), Some(lag)) if lag > max => {
+                    tracing::warn!(
+                        replay_lag_s = lag,
+                        max_replay_lag = max,
+                        "health_replay_lag_high"
+                    );
+                    json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        serde_json::json!({
+                            "status": "degraded",
+                            "error": format!("standby replay lag {lag} s above max_replay_lag {max} s"),
+                            "database": database,
+                        })
+                        .to_string(),
+                    )
+                }
+                _ => json(
+                    StatusCode::OK,
+                    serde_json::json!({"status": "ok", "database": database}).to_string(),
+                ),
+            }
+        }
         Err(error) => {
             tracing::warn!(error = %error, "health_database_unreachable");
             json(

@@ -1,6 +1,10 @@
 //! Process start-up shared by every daemon: CLI, configuration, logging, TLS provider, database
 //! connection and schema check, metrics endpoint, signals, and the exit code.
 //!
+//! A daemon that writes ([`Daemon::WRITES`]) refuses a database that is a read-only standby,
+//! naming where it points; the read side (the API, the DVM) runs there and samples its
+//! replication lag into `database_replay_lag_seconds`.
+//!
 //! Exit codes: 0 on success or a graceful stop, 1 on failure (including the consecutive-failure
 //! cap, which the original wrongly reported as 0), 130 when `--once` is interrupted by Ctrl-C or
 //! a second signal forces the exit.
@@ -8,6 +12,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
 
 use bigbrotr_db::Brotr;
 use bigbrotr_db::config::BrotrConfig;
@@ -19,6 +24,12 @@ use crate::config::{self, BROTR_ENV_PREFIX, Loaded, SERVICE_ENV_PREFIX};
 use crate::logging;
 use crate::metrics::Metrics;
 use crate::runner::{self, Context, Daemon, Schedule};
+
+/// How often the read side samples its database's replication lag.
+pub const REPLICATION_SAMPLE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long one replication sample may take.
+const REPLICATION_SAMPLE_BUDGET: Duration = Duration::from_secs(2);
 
 /// Installs rustls' process-wide crypto provider (ring). Every binary calls this first: TLS
 /// clients built without it panic at first use.
@@ -96,6 +107,15 @@ pub async fn run_with_cli<D: Daemon>(cli: Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if D::WRITES
+        && let Err(error) =
+            bigbrotr_db::replication::check_primary(brotr.pool(), &brotr.config().pool.database)
+                .await
+    {
+        tracing::error!(target: "cli", service, error = %error, "database_is_standby");
+        brotr.close().await;
+        return ExitCode::from(1);
+    }
     if let Err(error) = bigbrotr_db::migrate::check_schema(brotr.pool()).await {
         tracing::error!(target: "cli", error = %error, "schema_check_failed");
         brotr.close().await;
@@ -114,6 +134,9 @@ pub async fn run_with_cli<D: Daemon>(cli: Cli) -> ExitCode {
                 return ExitCode::from(1);
             }
         }
+    }
+    if !D::WRITES {
+        spawn_replication_sampler(brotr.clone(), metrics.clone(), shutdown.clone());
     }
     let ctx = Context {
         brotr: brotr.clone(),
@@ -148,6 +171,40 @@ fn report_load<T>(loaded: &Loaded<T>, path: &std::path::Path) {
     for key in &loaded.unknown_keys {
         tracing::warn!(target: "cli", path = %path.display(), key = %key, "config_unknown_key");
     }
+}
+
+/// Samples, for the read side, whether the database is a standby and how far behind it is
+/// (`database_replay_lag_seconds`) every [`REPLICATION_SAMPLE_INTERVAL`] until `shutdown`. The
+/// first sample is logged (`database_replication standby=… replay_lag_s=…`); a failed one
+/// keeps the last value and is logged at debug (the API's `/health` reports the outage).
+fn spawn_replication_sampler(brotr: Brotr, metrics: Metrics, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(REPLICATION_SAMPLE_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut first = true;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            match brotr.replication(REPLICATION_SAMPLE_BUDGET).await {
+                Ok(replication) => {
+                    metrics.set_replication(&replication);
+                    if first {
+                        first = false;
+                        let standby = replication.standby;
+                        match replication.replay_lag_seconds {
+                            Some(lag) => {
+                                tracing::info!(standby, replay_lag_s = lag, "database_replication")
+                            }
+                            None => tracing::info!(standby, "database_replication"),
+                        }
+                    }
+                }
+                Err(error) => tracing::debug!(error = %error, "replication_sample_failed"),
+            }
+        }
+    });
 }
 
 /// First SIGINT/SIGTERM: request a graceful stop. Second: exit at once with 130.

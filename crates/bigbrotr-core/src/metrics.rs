@@ -186,6 +186,17 @@ impl Metrics {
         self.gauges.get_or_create(&self.labels(name)).set(value);
     }
 
+    /// Sets `database_replay_lag_seconds` from a replication sample: the lag on a standby
+    /// (NaN while it is not known), -1 on a primary.
+    pub fn set_replication(&self, replication: &bigbrotr_db::replication::Replication) {
+        let value = match (replication.standby, replication.replay_lag_seconds) {
+            (false, _) => -1.0,
+            (true, Some(lag)) => lag,
+            (true, None) => f64::NAN,
+        };
+        self.set_gauge(names::api::DATABASE_REPLAY_LAG_SECONDS, value);
+    }
+
     /// Reads `service_gauge{name}` (0 when never set).
     pub fn gauge(&self, name: &str) -> f64 {
         self.gauges.get_or_create(&self.labels(name)).get()

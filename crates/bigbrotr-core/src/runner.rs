@@ -52,6 +52,11 @@ impl Context {
 pub trait Daemon: Sized + Send {
     /// The service's name (metrics label, state owner, default config path).
     const NAME: ServiceName;
+    /// Whether the service writes to the database. A writer (the default) refuses to start on
+    /// a read-only standby; the read side (the API, the DVM) says `false`, runs on a standby as
+    /// on the primary, and exports how far behind its database is
+    /// (`database_replay_lag_seconds`).
+    const WRITES: bool = true;
     /// The service's YAML configuration.
     type Config: Serialize + DeserializeOwned + Default + Validate + Clone + std::fmt::Debug + Send;
 

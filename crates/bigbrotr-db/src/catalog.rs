@@ -425,21 +425,6 @@ impl Brotr {
         .await
     }
 
-    /// `SELECT 1` within `budget`: whether the database answers (the API's `/health`).
-    pub async fn ping(&self, budget: ReadBudget) -> Result<()> {
-        let named = self.named_statements();
-        self.read_only(budget, move |conn| {
-            Box::pin(async move {
-                sqlx::query("SELECT 1")
-                    .persistent(named)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            })
-        })
-        .await
-    }
-
     /// Whether the read side's statements are named and cached (see [`bind_all`]).
     fn named_statements(&self) -> bool {
         self.config().pool.limits.statement_cache_size > 0

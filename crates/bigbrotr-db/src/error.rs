@@ -31,6 +31,19 @@ pub enum DbError {
     /// The database schema is older (or newer) than this binary expects.
     #[error("{0}")]
     Schema(String),
+    /// A writer was pointed at a read-only standby (a server in recovery).
+    #[error(
+        "the database {database:?} at {host}:{port} is a read-only standby (in recovery): \
+         this program writes, so it must connect to the primary"
+    )]
+    Standby {
+        /// `pool.database.host`.
+        host: String,
+        /// `pool.database.port`.
+        port: u16,
+        /// `pool.database.database`.
+        database: String,
+    },
     /// The configuration is invalid; the message names the key.
     #[error("invalid configuration: {0}")]
     Config(String),

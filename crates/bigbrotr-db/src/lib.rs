@@ -19,6 +19,7 @@ pub mod monitor;
 pub mod pool;
 pub mod refresher;
 pub mod relay;
+pub mod replication;
 pub mod service_state;
 pub mod synchronizer;
 pub mod validator;

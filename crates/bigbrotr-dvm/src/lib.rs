@@ -246,6 +246,8 @@ impl Dvm {
 
 impl Daemon for Dvm {
     const NAME: ServiceName = ServiceName::Dvm;
+    // Read-only: runs on a standby as on the primary.
+    const WRITES: bool = false;
     type Config = DvmConfig;
 
     fn check_with_brotr(

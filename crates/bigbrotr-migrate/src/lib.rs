@@ -3,8 +3,9 @@
 //! created by BigBrotr 6.6.9's own SQL (recording the baseline instead of re-creating objects),
 //! applies the LilBrotr variant when asked or already present, and sets the passwords of the
 //! `writer`, `reader` and `refresher` roles from `DB_WRITER_PASSWORD`, `DB_READER_PASSWORD` and
-//! `DB_REFRESHER_PASSWORD` when those are set. `--check` only reports whether the schema is
-//! current.
+//! `DB_REFRESHER_PASSWORD` when those are set, and creates the `replicator` role (`LOGIN
+//! REPLICATION`, for a streaming standby) when `DB_REPLICATION_PASSWORD` is set. It refuses a
+//! read-only standby; `--check` only reports whether the schema is current, on a standby too.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,10 @@ pub const ROLE_PASSWORD_ENVS: [(&str, &str); 3] = [
     ("reader", "DB_READER_PASSWORD"),
     ("refresher", "DB_REFRESHER_PASSWORD"),
 ];
+
+/// The role a streaming standby logs in as, and the variable holding its password: when it is
+/// set, `bigbrotr-migrate` creates the role (`LOGIN REPLICATION`) or resets its password.
+pub const REPLICATION_ROLE_ENV: (&str, &str) = ("replicator", "DB_REPLICATION_PASSWORD");
 
 /// Flags of `bigbrotr-migrate`.
 #[derive(Debug, Clone, Parser)]
@@ -81,6 +86,13 @@ async fn migrate_main(cli: &MigrateCli) -> anyhow::Result<()> {
         tracing::info!(version = migrate::latest_version(), "schema_current");
         return Ok(());
     }
+    // The schema step writes: never on a standby (`--check` above only reads, and works there).
+    if let Err(error) =
+        bigbrotr_db::replication::check_primary(&pool, &brotr_config.pool.database).await
+    {
+        pool.close().await;
+        return Err(error.into());
+    }
     let passwords: Vec<(&str, secrets::Secret)> = ROLE_PASSWORD_ENVS
         .iter()
         .filter_map(|(role, env)| secrets::from_env(env).map(|secret| (*role, secret)))
@@ -90,8 +102,24 @@ async fn migrate_main(cli: &MigrateCli) -> anyhow::Result<()> {
         .map(|(role, secret)| (*role, secret.expose()))
         .collect();
     let report = migrate::migrate(&pool, cli.variant, &role_passwords).await;
+    let (replication_role, replication_env) = REPLICATION_ROLE_ENV;
+    let replication = match (&report, secrets::from_env(replication_env)) {
+        (Ok(_), Some(password)) => Some(
+            bigbrotr_db::replication::ensure_replication_role(
+                &pool,
+                replication_role,
+                password.expose(),
+            )
+            .await,
+        ),
+        _ => None,
+    };
     pool.close().await;
     let report = report?;
+    if let Some(result) = replication {
+        result?;
+        tracing::info!(role = replication_role, "replication_role_set");
+    }
     tracing::info!(
         adopted = report.adopted,
         applied = ?report.applied,

@@ -158,6 +158,10 @@ pub mod api {
     pub const REQUESTS_FAILED: &str = "requests_failed";
     /// Gauge: tables and views served.
     pub const TABLES_EXPOSED: &str = "tables_exposed";
+    /// Gauge: seconds the database is behind its primary when it is a read-only standby (0
+    /// when everything received is replayed, NaN while not known yet), -1 on a primary.
+    /// Sampled every 10 s (and by the API's `/health`).
+    pub const DATABASE_REPLAY_LAG_SECONDS: &str = "database_replay_lag_seconds";
 }
 
 /// `bigbrotr-dvm`, beyond the names it shares with the API.
@@ -293,6 +297,7 @@ pub const CATALOGUE: &[Entry] = &[
     entry(API_DVM, Kind::Counter, api::REQUESTS_TOTAL),
     entry(API_DVM, Kind::Counter, api::REQUESTS_FAILED),
     entry(API_DVM, Kind::Gauge, api::TABLES_EXPOSED),
+    entry(API_DVM, Kind::Gauge, api::DATABASE_REPLAY_LAG_SECONDS),
     entry(&["dvm"], Kind::Counter, dvm::JOBS_ANSWERED),
     entry(&["dvm"], Kind::Counter, dvm::JOBS_REFUSED),
     entry(&["dvm"], Kind::Counter, dvm::JOBS_IGNORED),
