@@ -6,7 +6,8 @@
 #   make test    throwaway PostgreSQL cluster + the whole test suite (what CI runs)
 #   make lint    rustfmt check + clippy with warnings as errors + layering + unused dependencies
 #   make bench   benchmarks on a throwaway cluster (release build); see docs/benchmarks.md
-#                (make bench-refresher / bench-api: only the refresher's / the API's)
+#                (make bench-refresher / bench-api / bench-dvm: only the refresher's / the API's /
+#                the DVM's)
 #   make migrate apply migrations to the database of BROTR_CONFIG (default config/brotr.yaml)
 
 SHELL := /bin/bash
@@ -15,7 +16,7 @@ PG_TEST_DIR ?= $(CURDIR)/target/pg-test
 PG_BENCH_DIR ?= $(CURDIR)/target/pg-bench
 BROTR_CONFIG ?=
 
-.PHONY: all build test lint fmt bench bench-refresher bench-api run migrate clean-data
+.PHONY: all build test lint fmt bench bench-refresher bench-api bench-dvm run migrate clean-data
 
 all: lint test
 
@@ -43,7 +44,7 @@ fmt:
 PG_DEPLOYMENT_OPTS ?= -c shared_buffers=1GB -c effective_cache_size=3GB -c work_mem=8MB \
 	-c maintenance_work_mem=256MB -c random_page_cost=1.1 -c max_wal_size=4GB
 
-bench: bench-refresher bench-api
+bench: bench-refresher bench-api bench-dvm
 	tests/pg-cluster.sh with "$(PG_BENCH_DIR)" -- $(CARGO) bench -p bigbrotr-tests --bench ingest --bench discovery --bench sync --bench monitor
 
 bench-refresher:
@@ -54,6 +55,12 @@ bench-refresher:
 bench-api:
 	$(CARGO) build --release -p bigbrotr-api
 	PG_SERVER_OPTS="$(PG_DEPLOYMENT_OPTS)" tests/pg-cluster.sh with "$(PG_BENCH_DIR)-api" -- $(CARGO) bench -p bigbrotr-tests --bench api
+
+# The DVM part runs the real bigbrotr-dvm binary (release build) with the deployment's dvm.yaml
+# against the same 1M-event archive and an in-process relay, on its own cluster like the API's.
+bench-dvm:
+	$(CARGO) build --release -p bigbrotr-dvm
+	PG_SERVER_OPTS="$(PG_DEPLOYMENT_OPTS)" tests/pg-cluster.sh with "$(PG_BENCH_DIR)-dvm" -- $(CARGO) bench -p bigbrotr-tests --bench dvm
 
 run:
 	@BROTR_CONFIG="$(BROTR_CONFIG)" ONCE="$(ONCE)" scripts/run-local.sh

@@ -1,10 +1,11 @@
 //! `make bench-api` (part of `make bench`): the REST API over a 1,000,000-event archive, each
 //! request next to the same SQL run directly in the same run (the floor).
 //!
-//! The archive is generated server-side (set-based SQL, capture triggers off while loading): 200
-//! relays, 1,000,000 events by 20,000 authors with a skewed activity, the kind mix of an archive,
-//! `created_at` spread over a year, one or two small tags, short content, 64-byte signatures;
-//! each event on one relay and every other one on a second. Then `VACUUM ANALYZE`.
+//! The archive is generated server-side (`common::load_archive`, shared with the DVM's bench:
+//! set-based SQL, capture triggers off while loading): 200 relays, 1,000,000 events by 20,000
+//! authors with a skewed activity, the kind mix of an archive, `created_at` spread over a year,
+//! one or two small tags, short content, 64-byte signatures; each event on one relay and every
+//! other one on a second. Then `VACUUM ANALYZE`.
 //!
 //! The real `bigbrotr-api` binary (release build, `target/release/bigbrotr-api`) serves `event`,
 //! `event_relay` and `relay` as role `reader` with its defaults (pool of 5, `exact_total_limit`
@@ -27,8 +28,8 @@
 // A benchmark program: any failure must abort the run loudly, and the report goes to stdout.
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,8 +42,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 use tokio::task::JoinSet;
 
-const EVENTS: i64 = 1_000_000;
-const CHUNK: i64 = 250_000;
+use common::{ARCHIVE_EVENTS as EVENTS, DaemonProcess, archive_size, free_port, load_archive};
+
 /// The position of the deep page, in rows (key order).
 const DEEP: usize = 500_000;
 /// The page size of the walk to the deep page (the API's `max_page_size`).
@@ -63,52 +64,6 @@ const LOOKUPS: usize = 4_000;
 const PAGES: usize = 500;
 /// Requests per measurement of the deepest offset (about 0.2 s each).
 const OFFSET_PAGES: usize = 30;
-
-/// 200 relays (170 clearnet, 20 tor, 5 i2p, 5 loki).
-const RELAYS_SQL: &str = "
-INSERT INTO relay (url, network, discovered_at)
-SELECT CASE WHEN r < 170 THEN 'wss://relay' || r || '.example.com'
-            WHEN r < 190 THEN 'ws://' || md5(r::text) || 'abcdefghijklmnopqrstuvw.onion'
-            WHEN r < 195 THEN 'ws://' || md5(r::text) || '.i2p'
-            ELSE 'ws://' || md5(r::text) || '.loki' END,
-       CASE WHEN r < 170 THEN 'clearnet' WHEN r < 190 THEN 'tor'
-            WHEN r < 195 THEN 'i2p' ELSE 'loki' END,
-       1700000000 + r
-FROM generate_series(0, 199) r";
-
-/// Events `start ..= end` and their sightings: ids and signatures from md5 (uniformly spread,
-/// like real ids), 20,000 authors with a skewed activity, the kind mix of an archive (35 % notes,
-/// reactions, profiles, contacts, relay lists, long-form with a `d` tag, ephemeral, DMs, files),
-/// `created_at` over a year, a `p` tag on three events in four, 16–127 characters of content.
-fn events_sql(start: i64, end: i64) -> String {
-    format!(
-        "CREATE TEMP TABLE g AS
-         SELECT i, decode(md5(i::text) || md5((-i)::text), 'hex') AS id,
-           decode(md5('a' || ((abs(hashint8(i)) % 20000) * (abs(hashint8(i + 7)) % 20000) / 20000)::text)
-                  || md5('pk'), 'hex') AS pubkey,
-           (ARRAY[1,1,1,1,1,1,7,7,0,3,10002,30023,30023,20001,4,1000,1063,30000,1,6])
-               [1 + abs(hashint8(i * 3)) % 20] AS kind,
-           1700000000 + (abs(hashint8(i * 5)) % (365 * 86400))::bigint AS created_at
-         FROM generate_series({start}, {end}) i;
-         INSERT INTO event (id, pubkey, created_at, kind, tags, tagvalues, content, sig)
-         SELECT id, pubkey, created_at, kind, t.tags, tags_to_tagvalues(t.tags),
-                left(repeat(md5(i::text || 'c'), 4), 16 + (abs(hashint8(i * 17)) % 112)::int),
-                decode(md5(i::text || 's') || md5(i::text || 'i') || md5(i::text || 'g')
-                       || md5(i::text || 'n'), 'hex')
-         FROM g CROSS JOIN LATERAL (SELECT CASE
-             WHEN kind >= 30000 THEN jsonb_build_array(jsonb_build_array('d', 'd' || (i % 7)),
-                                                       jsonb_build_array('p', md5(i::text)))
-             WHEN i % 4 = 0 THEN '[]'::jsonb
-             ELSE jsonb_build_array(jsonb_build_array('p', md5(i::text))) END AS tags) t;
-         CREATE TEMP TABLE rl AS SELECT array_agg(url ORDER BY url) AS u FROM relay;
-         INSERT INTO event_relay (event_id, relay_url, seen_at)
-         SELECT id, rl.u[1 + abs(hashint8(i * 11)) % 200], created_at FROM g, rl;
-         INSERT INTO event_relay (event_id, relay_url, seen_at)
-         SELECT id, rl.u[1 + abs(hashint8(i * 13)) % 200], created_at + 60
-         FROM g, rl WHERE i % 2 = 0 ON CONFLICT DO NOTHING;
-         DROP TABLE g; DROP TABLE rl;"
-    )
-}
 
 /// The select list the API renders an event with (crates/bigbrotr-db/src/catalog.rs).
 const RENDER: &str = "SELECT encode(t.\"id\", 'hex') AS \"id\", \
@@ -594,57 +549,8 @@ async fn measure(
         .collect()
 }
 
-/// The release binary next to this bench's (`target/release/deps/api-…` → `target/release/`).
-fn api_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("BIGBROTR_API_BIN") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("bigbrotr-api");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo build --release -p bigbrotr-api` first (`make bench` does)",
-        path.display()
-    );
-    path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The API process, killed when dropped.
-struct ApiProcess {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for ApiProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-async fn start_api(db: &TestDb) -> (ApiProcess, String) {
-    let dir = std::env::temp_dir().join(format!("bigbrotr-api-bench-{}", free_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let brotr = dir.join("brotr.yaml");
-    // YAML is a superset of JSON.
-    std::fs::write(&brotr, serde_json::to_string(&db.config()).unwrap()).unwrap();
+async fn start_api(db: &TestDb) -> (DaemonProcess, String) {
     let port = free_port();
-    let service = dir.join("api.yaml");
     let config = serde_json::json!({
         "host": "127.0.0.1",
         "port": port,
@@ -656,19 +562,7 @@ async fn start_api(db: &TestDb) -> (ApiProcess, String) {
             "relay": {"enabled": true},
         },
     });
-    std::fs::write(&service, config.to_string()).unwrap();
-    let log = std::fs::File::create(dir.join("api.log")).unwrap();
-    let child = Command::new(api_binary())
-        .arg("--config")
-        .arg(&service)
-        .arg("--brotr-config")
-        .arg(&brotr)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut process = ApiProcess { child, dir };
+    let mut process = DaemonProcess::start("bigbrotr-api", db, &config, &[]);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -678,12 +572,7 @@ async fn start_api(db: &TestDb) -> (ApiProcess, String) {
         {
             break;
         }
-        if let Some(status) = process.child.try_wait().unwrap() {
-            panic!(
-                "bigbrotr-api exited ({status}): {}",
-                std::fs::read_to_string(process.dir.join("api.log")).unwrap_or_default()
-            );
-        }
+        process.assert_running();
         assert!(
             Instant::now() < deadline,
             "bigbrotr-api did not answer /health in 30 s"
@@ -691,48 +580,6 @@ async fn start_api(db: &TestDb) -> (ApiProcess, String) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     (process, base)
-}
-
-async fn exec(pool: &PgPool, sql: &str) -> f64 {
-    let started = Instant::now();
-    sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-        .execute(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{e}: {}", &sql[..sql.len().min(200)]));
-    started.elapsed().as_secs_f64()
-}
-
-async fn load(db: &TestDb) -> f64 {
-    let pool = db.pool();
-    let started = Instant::now();
-    // The capture triggers (migration 0004) are off while loading: their delta rows are not
-    // what is measured here, and reads never touch them.
-    exec(
-        pool,
-        "ALTER TABLE event DISABLE TRIGGER USER; ALTER TABLE event_relay DISABLE TRIGGER USER;
-         ALTER TABLE relay DISABLE TRIGGER USER",
-    )
-    .await;
-    exec(pool, RELAYS_SQL).await;
-    let mut start = 1;
-    while start <= EVENTS {
-        let end = (start + CHUNK - 1).min(EVENTS);
-        // One connection: the temporary tables live in its session.
-        let mut conn = pool.acquire().await.unwrap();
-        sqlx::raw_sql(AssertSqlSafe(events_sql(start, end)))
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-        start = end + 1;
-    }
-    exec(
-        pool,
-        "ALTER TABLE event ENABLE TRIGGER USER; ALTER TABLE event_relay ENABLE TRIGGER USER;
-         ALTER TABLE relay ENABLE TRIGGER USER",
-    )
-    .await;
-    exec(pool, "VACUUM ANALYZE").await;
-    started.elapsed().as_secs_f64()
 }
 
 fn cell(stats: &Stats) -> String {
@@ -769,21 +616,13 @@ async fn check_page(env: &Env, spec: &PageSpec, sql: &FloorSql) -> serde_json::V
 
 async fn bench() {
     let db = TestDb::new().await;
-    let load_s = load(&db).await;
-    let (events, sightings): (i64, i64) =
-        sqlx::query_as("SELECT (SELECT count(*) FROM event), (SELECT count(*) FROM event_relay)")
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
-    assert_eq!(events, EVENTS);
-    let (event_mib, total_mib): (f64, f64) = sqlx::query_as(
-        "SELECT ((SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits
-                  WHERE inhparent = 'event'::regclass) / 1048576.0)::float8,
-                (pg_database_size(current_database()) / 1048576.0)::float8",
-    )
-    .fetch_one(db.pool())
-    .await
-    .unwrap();
+    let load_s = load_archive(&db).await;
+    let common::ArchiveSize {
+        events,
+        sightings,
+        event_mib,
+        database_mib: total_mib,
+    } = archive_size(&db).await;
     eprintln!("loaded {events} events, {sightings} sightings in {load_s:.0}s");
 
     let (_api, base) = start_api(&db).await;

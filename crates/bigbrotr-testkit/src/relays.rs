@@ -176,12 +176,16 @@ impl TlsFront {
             while let Ok((stream, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
+                    // No Nagle delay: a message forwarded in several writes (TLS records of
+                    // the copy's 8 KiB chunks) would otherwise wait for a delayed ACK (40 ms).
+                    let _ = stream.set_nodelay(true);
                     let Ok(mut tls) = acceptor.accept(stream).await else {
                         return;
                     };
                     let Ok(mut upstream) = tokio::net::TcpStream::connect(backend).await else {
                         return;
                     };
+                    let _ = upstream.set_nodelay(true);
                     let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
                 });
             }

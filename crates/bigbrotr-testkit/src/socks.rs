@@ -116,6 +116,9 @@ async fn serve(
         client.write_all(&[5, 4, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
         return Ok(());
     };
+    // No Nagle delay on what is forwarded (the copy writes in chunks of 8 KiB).
+    client.set_nodelay(true)?;
+    upstream.set_nodelay(true)?;
     client.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
     tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
     Ok(())
