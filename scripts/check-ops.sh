@@ -24,8 +24,10 @@ for variant in bigbrotr lilbrotr; do
     # ... and accept it once every required value is filled in.
     sed -E 's/^([A-Z_]*PASSWORD|[A-Z_]*PRIVATE_KEY)=$/\1=ci-placeholder/' "$dir/.env.example" >"$tmp/env"
     (cd "$dir" && docker-compose --env-file "$tmp/env" config -q)
+    # ... with the optional services too (profile "standby": BigBrotr's postgres-standby).
+    (cd "$dir" && docker-compose --env-file "$tmp/env" --profile standby config -q)
     # Every published port is bound to loopback (compose v1 prints them as HOST_IP:HOST:CONTAINER).
-    (cd "$dir" && docker-compose --env-file "$tmp/env" config) \
+    (cd "$dir" && docker-compose --env-file "$tmp/env" --profile standby config) \
         | grep -E '^\s+- ([0-9.]+:)?[0-9]+:[0-9]+(/[a-z]+)?$' | grep -v -- '- 127\.0\.0\.1:' >"$tmp/ports" || true
     if [ -s "$tmp/ports" ]; then
         echo "$dir: ports not bound to 127.0.0.1:" >&2

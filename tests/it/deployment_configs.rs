@@ -481,17 +481,23 @@ fn check_dvm_service(path: &Path, variant: &str, service: &Value, metrics_port: 
         "{at}: a key of its own, required"
     );
     assert!(env.get("DB_WRITER_PASSWORD").is_none(), "{at}");
-    check_direct_reader(&at, service);
+    check_direct_reader(&at, service, variant, "DVM");
 }
 
 /// The read side (api, dvm) goes straight to postgres, whose pool caches named statements
 /// (`pool.statement_cache_size` in its service file): PgBouncer's transaction mode would need
-/// `max_prepared_statements` for that, which the PgBouncer the tests have (1.18) lacks.
-fn check_direct_reader(at: &str, service: &Value) {
+/// `max_prepared_statements` for that, which the PgBouncer the tests have (1.18) lacks. In
+/// BigBrotr, `<PREFIX>_DATABASE_HOST` may move it to the optional standby (postgres by default).
+fn check_direct_reader(at: &str, service: &Value, variant: &str, prefix: &str) {
     let env = &service["environment"];
+    let host = if variant == "bigbrotr" {
+        format!("${{{prefix}_DATABASE_HOST:-postgres}}")
+    } else {
+        "postgres".to_owned()
+    };
     assert_eq!(
         env["BIGBROTR_BROTR__POOL__DATABASE__HOST"].as_str(),
-        Some("postgres"),
+        Some(host.as_str()),
         "{at}: direct to postgres, not pgbouncer"
     );
     assert_eq!(
@@ -559,7 +565,205 @@ fn check_api_service(
         "{at}: no writer password"
     );
     assert!(env.get("NOSTR_PRIVATE_KEY").is_none(), "{at}: no key");
-    check_direct_reader(&at, service);
+    check_direct_reader(&at, service, variant, "API");
+}
+
+/// BigBrotr's optional streaming standby (profile `standby`): the primary's image,
+/// `postgresql.conf` and `pg_hba.conf`, a data directory of its own, a copy made with
+/// `pg_basebackup -R` as role `replicator` whose password is required by its entrypoint (not by
+/// compose, which would then require it of every deployment, profile or not) and given to
+/// `bigbrotr-migrate` to create the role; the primary's `pg_hba.conf` lets only that role
+/// replicate from the network; only the api and the dvm can be moved to it. Validated with
+/// `docker-compose config` too when the tool is installed (scripts/check-ops.sh installs it).
+#[test]
+fn the_compose_standby_is_optional_and_serves_only_the_read_side() {
+    let dir = deployments().join("bigbrotr");
+    let path = dir.join("docker-compose.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let compose = merged(config::parse_yaml(&text, &path).unwrap());
+    let services = compose["services"].as_object().unwrap();
+    let primary = &services["postgres"];
+    let standby = &services["postgres-standby"];
+    assert_eq!(strings(&standby["profiles"]), ["standby"]);
+    for (name, service) in services {
+        if name != "postgres-standby" {
+            assert!(service.get("profiles").is_none(), "{name}: not optional");
+        }
+    }
+    assert_eq!(standby["image"], primary["image"]);
+    assert_eq!(standby["restart"].as_str(), Some("unless-stopped"));
+    let config_file = "config_file=/etc/postgresql/postgresql.conf";
+    let hba_file = "hba_file=/etc/postgresql/pg_hba.conf";
+    assert_eq!(
+        strings(&primary["command"]),
+        ["postgres", "-c", config_file, "-c", hba_file]
+    );
+    let command = strings(&standby["command"]);
+    for arg in [
+        config_file,
+        hba_file,
+        "hot_standby=on",
+        "hot_standby_feedback=on",
+    ] {
+        assert!(
+            command.contains(&arg),
+            "standby command lacks {arg}: {command:?}"
+        );
+    }
+    let data = |service: &Value| {
+        strings(&service["volumes"])
+            .into_iter()
+            .find(|v| v.ends_with(":/var/lib/postgresql"))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        data(standby).as_deref(),
+        Some("${POSTGRES_STANDBY_DATA_DIR:-./data/postgres-standby}:/var/lib/postgresql")
+    );
+    assert_ne!(data(standby), data(primary), "a data directory of its own");
+    for service in [primary, standby] {
+        let volumes = strings(&service["volumes"]);
+        for mount in [
+            "./postgres/postgresql.conf:/etc/postgresql/postgresql.conf:ro",
+            "./postgres/pg_hba.conf:/etc/postgresql/pg_hba.conf:ro",
+        ] {
+            assert!(volumes.contains(&mount), "{mount}: {volumes:?}");
+        }
+    }
+    let script = "/usr/local/bin/bigbrotr-standby-entrypoint.sh";
+    assert_eq!(strings(&standby["entrypoint"]), ["/bin/sh", script]);
+    assert!(
+        strings(&standby["volumes"])
+            .contains(&format!("./postgres/standby-entrypoint.sh:{script}:ro").as_str())
+    );
+    assert_eq!(
+        strings(&standby["ports"]),
+        ["127.0.0.1:${POSTGRES_STANDBY_PORT:-5433}:5432"]
+    );
+    assert_eq!(
+        condition(standby, "migrate"),
+        Some("service_completed_successfully"),
+        "the replication role exists first"
+    );
+    let limit = |service: &Value| service["deploy"]["resources"]["limits"]["memory"].clone();
+    assert_eq!(
+        limit(standby),
+        limit(primary),
+        "the same postgresql.conf, the same memory budget"
+    );
+    assert_eq!(
+        standby["environment"]["PRIMARY_HOST"].as_str(),
+        Some("postgres")
+    );
+
+    // The replication password: optional for compose, required by the standby's entrypoint,
+    // given to migrate, which makes role replicator from it.
+    for service in [standby, &services["migrate"]] {
+        assert_eq!(
+            service["environment"]["DB_REPLICATION_PASSWORD"].as_str(),
+            Some("${DB_REPLICATION_PASSWORD:-}")
+        );
+    }
+    let entrypoint = std::fs::read_to_string(dir.join("postgres/standby-entrypoint.sh")).unwrap();
+    for needle in [
+        "DB_REPLICATION_PASSWORD must be set",
+        "exit 1",
+        "pg_receivewal --create-slot --if-not-exists",
+        "pg_basebackup -h \"$primary_host\" -p \"$primary_port\" -U replicator",
+        "-R -X stream -S \"$slot\"",
+        "exec docker-entrypoint.sh \"$@\"",
+    ] {
+        assert!(
+            entrypoint.contains(needle),
+            "standby-entrypoint.sh lacks {needle}"
+        );
+    }
+
+    // Only replicator replicates from the network, with its password; "all" never matches a
+    // replication connection, and everything else keeps SCRAM.
+    let hba = std::fs::read_to_string(dir.join("postgres/pg_hba.conf")).unwrap();
+    let rules: Vec<Vec<&str>> = hba
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    for rule in &rules {
+        let loopback = rule[0] == "local" || ["127.0.0.1/32", "::1/128"].contains(&rule[3]);
+        if !loopback {
+            assert_eq!(rule.last(), Some(&"scram-sha-256"), "{rule:?}");
+            if rule[1] == "replication" {
+                assert_eq!(rule[2], "replicator", "{rule:?}");
+            }
+        }
+    }
+    assert!(rules.contains(&vec![
+        "host",
+        "replication",
+        "replicator",
+        "all",
+        "scram-sha-256"
+    ]));
+    assert_eq!(
+        rules.last().unwrap(),
+        &vec!["host", "all", "all", "all", "scram-sha-256"],
+        "the image's own last rule"
+    );
+    // A standby that is gone cannot fill the primary's disk through its slot.
+    let settings = postgresql_conf(&dir.join("postgres/postgresql.conf"));
+    assert!(postgres_mib(&settings, "max_slot_wal_keep_size") > 0);
+
+    // Only the read side may be moved there: every other service points at postgres or pgbouncer.
+    for (name, service) in services {
+        let host = service["environment"]["BIGBROTR_BROTR__POOL__DATABASE__HOST"].as_str();
+        match name.as_str() {
+            "api" => assert_eq!(host, Some("${API_DATABASE_HOST:-postgres}")),
+            "dvm" => assert_eq!(host, Some("${DVM_DATABASE_HOST:-postgres}")),
+            _ => assert!(host.is_none_or(|h| h == "postgres"), "{name}: {host:?}"),
+        }
+    }
+    let env_example = std::fs::read_to_string(dir.join(".env.example")).unwrap();
+    for line in [
+        "\nDB_REPLICATION_PASSWORD=\n",
+        "\n# API_DATABASE_HOST=postgres\n",
+        "\n# DVM_DATABASE_HOST=postgres\n",
+        "\n# POSTGRES_STANDBY_PORT=5433\n",
+    ] {
+        assert!(env_example.contains(line), ".env.example lacks {line:?}");
+    }
+
+    // docker-compose's own validation, with and without the profile, when it is installed.
+    let filled: String = env_example
+        .lines()
+        .map(|l| match l.strip_suffix('=') {
+            Some(name) if name.ends_with("PASSWORD") || name.ends_with("PRIVATE_KEY") => {
+                format!("{name}=ci-placeholder\n")
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    let env_file =
+        std::env::temp_dir().join(format!("bigbrotr-standby-env-{}", std::process::id()));
+    std::fs::write(&env_file, filled).unwrap();
+    for profile in [None, Some("standby")] {
+        let mut command = std::process::Command::new("docker-compose");
+        command.current_dir(&dir).arg("--env-file").arg(&env_file);
+        if let Some(profile) = profile {
+            command.args(["--profile", profile]);
+        }
+        match command.args(["config", "-q"]).output() {
+            Ok(output) => assert!(
+                output.status.success(),
+                "docker-compose config ({profile:?}): {}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+            Err(error) => {
+                eprintln!("docker-compose not run ({error}): scripts/check-ops.sh validates");
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&env_file);
 }
 
 /// The refresher's compose service: its binary and role, straight to postgres (a refresh may
