@@ -111,11 +111,49 @@ pub fn verify_page(
     (events, rejections)
 }
 
+/// CPU time the calling thread has used so far, from `/proc/thread-self/schedstat` (its first
+/// field, nanoseconds on a CPU); `None` where the kernel does not provide it. The difference of
+/// two readings on one thread is the CPU its work took, without the time it waited for a core.
+pub fn thread_cpu_time() -> Option<std::time::Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(std::time::Duration::from_nanos(nanos))
+}
+
+/// Runs `work` on this thread and returns its result with the CPU time it took (zero where
+/// [`thread_cpu_time`] is not available).
+pub fn with_cpu_time<T>(work: impl FnOnce() -> T) -> (T, std::time::Duration) {
+    let before = thread_cpu_time();
+    let value = work();
+    let took = match (before, thread_cpu_time()) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => std::time::Duration::ZERO,
+    };
+    (value, took)
+}
+
 #[cfg(test)]
 mod tests {
     use nostr::{EventBuilder, Keys, Kind, Timestamp};
 
     use super::*;
+
+    #[test]
+    fn cpu_time_counts_work_not_waiting() {
+        use std::time::{Duration, Instant};
+        let ((), slept) = with_cpu_time(|| std::thread::sleep(Duration::from_millis(200)));
+        assert!(slept < Duration::from_millis(50), "sleeping used {slept:?}");
+        let ((), busy) = with_cpu_time(|| {
+            let started = Instant::now();
+            let mut x = 0_u64;
+            while started.elapsed() < Duration::from_millis(200) {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        });
+        // Another process may take the core for part of the 200 ms; most of it is CPU.
+        assert!(busy > Duration::from_millis(50), "busy for {busy:?}");
+        assert!(busy <= Duration::from_millis(250), "{busy:?}");
+    }
 
     fn received(kind: Kind, created_at: u64) -> Received {
         let event = EventBuilder::new(kind, "hello")

@@ -533,10 +533,11 @@ impl<'a> Walk<'a> {
             .await
             .map_err(|_| WalkError::WriterGone)?;
         let verified = tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let (events, mut rejections) = verify_page(received, &check, max_event_size, malformed);
+            let ((events, mut rejections), cpu) = crate::verify::with_cpu_time(|| {
+                verify_page(received, &check, max_event_size, malformed)
+            });
             rejections.oversized += oversized;
-            (events, rejections, started.elapsed())
+            (events, rejections, cpu)
         });
         self.tx
             .send(Message::Page {

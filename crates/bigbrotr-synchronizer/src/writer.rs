@@ -54,7 +54,9 @@ pub struct WriterReport {
     pub cursors: u64,
     /// Transactions committed.
     pub flushes: u64,
-    /// Time spent verifying events, summed over pages (CPU time on the blocking pool).
+    /// CPU time spent verifying events, summed over pages (each page's thread CPU time on the
+    /// blocking pool, not the time it waited for a core; zero without
+    /// `/proc/thread-self/schedstat`).
     pub verify_time: Duration,
     /// Time spent in database transactions.
     pub write_time: Duration,
