@@ -12,7 +12,6 @@ use std::time::Duration;
 use bigbrotr_models::relay::{NetworkType, Relay};
 use bigbrotr_utils::http::{self, HttpError, HttpOptions};
 use bigbrotr_utils::network::NetworksConfig;
-use bigbrotr_utils::relay::looks_like_certificate_error;
 use serde_json::{Map, Value};
 
 use crate::CheckOutcome;
@@ -175,10 +174,7 @@ impl Nip11Fetcher {
             }
         };
         let response = match attempt(false).await {
-            Err(HttpError::Request(text))
-                if relay.network() == NetworkType::Clearnet
-                    && looks_like_certificate_error(&text) =>
-            {
+            Err(HttpError::Certificate(text)) if relay.network() == NetworkType::Clearnet => {
                 if !self.options.allow_insecure {
                     return Nip11::failure(format!(
                         "TLS certificate rejected (allow_insecure is off): {text}"

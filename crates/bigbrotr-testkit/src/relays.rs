@@ -231,6 +231,12 @@ pub enum Hostility {
     /// Completes the handshake and sends a NIP-42 challenge; answers every REQ with `CLOSED
     /// auth-required:` and every EVENT with `OK` false `auth-required:`, and never answers AUTH.
     IgnoredAuth,
+    /// Accepts TCP, reads the client's first bytes (a TLS ClientHello) and closes the
+    /// connection: a TLS handshake cut short, not a certificate problem.
+    CutHandshake {
+        /// Reset the connection (RST) instead of closing it (FIN).
+        reset: bool,
+    },
     /// Completes the handshake and answers every REQ with `count` EVENT frames of about 8 MiB
     /// each (events at second `created_at`, their ids and signatures not valid), then EOSE.
     HugeEvents {
@@ -247,6 +253,7 @@ pub struct HostilePeer {
     address: SocketAddr,
     task: tokio::task::JoinHandle<()>,
     auths: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
 }
 
 impl HostilePeer {
@@ -255,9 +262,11 @@ impl HostilePeer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let auths = Arc::new(AtomicUsize::new(0));
-        let counter = auths.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (counter, accepted) = (auths.clone(), connections.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(serve_hostile(stream, hostility, counter.clone()));
             }
         });
@@ -265,6 +274,7 @@ impl HostilePeer {
             address,
             task,
             auths,
+            connections,
         }
     }
 
@@ -276,6 +286,11 @@ impl HostilePeer {
     /// NIP-42 AUTH messages received so far, over all connections.
     pub fn auth_messages(&self) -> usize {
         self.auths.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
@@ -309,6 +324,17 @@ async fn serve_hostile(
         Hostility::NotHttp => {
             let _ = stream.write_all(b"\x00\x01garbage\r\n\r\n").await;
             tokio::time::sleep(Duration::from_secs(3600)).await;
+            return;
+        }
+        Hostility::CutHandshake { reset } => {
+            use tokio::io::AsyncReadExt;
+            let mut hello = [0_u8; 512];
+            let _ = stream.read(&mut hello).await;
+            if reset {
+                // A zero linger makes the close a RST.
+                let _ = stream.set_zero_linger();
+            }
+            drop(stream);
             return;
         }
         _ => {}
@@ -397,7 +423,7 @@ async fn serve_hostile(
         }
         Hostility::EndlessAuth => auth_wall(&mut ws, &auths, true).await,
         Hostility::IgnoredAuth => auth_wall(&mut ws, &auths, false).await,
-        Hostility::SilentSocket | Hostility::NotHttp => {}
+        Hostility::SilentSocket | Hostility::NotHttp | Hostility::CutHandshake { .. } => {}
     }
 }
 

@@ -27,6 +27,11 @@ pub enum HttpError {
     /// Building the client or sending the request failed (connect, TLS, timeout, redirects).
     #[error("{0}")]
     Request(String),
+    /// The TLS handshake rejected the server's certificate (rustls' typed error in the cause
+    /// chain, see [`crate::relay::is_certificate_error`]); the message is the whole chain, as
+    /// for [`HttpError::Request`].
+    #[error("{0}")]
+    Certificate(String),
     /// The body is larger than allowed.
     #[error("Response body too large: >{limit} bytes")]
     TooLarge {
@@ -45,7 +50,11 @@ impl HttpError {
             message.push_str(&cause.to_string());
             source = cause.source();
         }
-        Self::Request(message)
+        if crate::relay::is_certificate_error(&error) {
+            Self::Certificate(message)
+        } else {
+            Self::Request(message)
+        }
     }
 }
 

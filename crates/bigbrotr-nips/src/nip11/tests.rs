@@ -1,3 +1,5 @@
+use bigbrotr_models::relay::Relay;
+use bigbrotr_utils::network::NetworksConfig;
 use serde_json::json;
 
 use super::*;
@@ -68,4 +70,85 @@ fn document_urls() {
     assert_eq!(url("ws://abc.onion"), Some("http://abc.onion/".into()));
     assert_eq!(url("ws://[::1]:7000"), Some("http://[::1]:7000/".into()));
     assert_eq!(url("https://x"), None);
+}
+
+/// NIP-11 over loopback: a fetcher whose host names resolve to `address`.
+fn fetcher(host: &str, address: std::net::SocketAddr, allow_insecure: bool) -> Nip11Fetcher {
+    let mut networks = NetworksConfig::default();
+    networks.clearnet.timeout = 5.0;
+    networks.clearnet.allow_private = true;
+    Nip11Fetcher::new(
+        networks,
+        Nip11Options {
+            allow_insecure,
+            resolve: vec![(host.to_owned(), address)],
+            ..Nip11Options::default()
+        },
+    )
+}
+
+fn reason(nip11: &Nip11) -> String {
+    nip11.outcome.logs["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Issue 16: the insecure retry is for a certificate rustls rejected (its typed error), not for
+/// an error whose text mentions TLS: a handshake the server cuts short ("tls handshake eof", or
+/// a reset) of a host whose name holds "tls" is a connection failure, fetched once.
+#[tokio::test]
+async fn only_a_rejected_certificate_gets_the_insecure_retry() {
+    use bigbrotr_testkit::front::{FrontOptions, Nip11Reply, RelayFront};
+    use bigbrotr_testkit::relays::{HostilePeer, Hostility, TestCa};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let timeout = std::time::Duration::from_secs(5);
+
+    let ca = TestCa::new();
+    let host = "ssl.example.com";
+    let unused_backend = "127.0.0.1:9".parse().unwrap();
+    let front = RelayFront::start(
+        unused_backend,
+        FrontOptions {
+            tls: Some(ca.server_config(&[host])),
+            nip11: Nip11Reply::json(r#"{"name":"self-signed"}"#),
+            ..FrontOptions::default()
+        },
+    )
+    .await;
+    let relay = Relay::new(&format!("wss://{host}"), 0).unwrap();
+    let strict = fetcher(host, front.address(), false)
+        .fetch(&relay, timeout)
+        .await;
+    assert!(
+        reason(&strict).starts_with("TLS certificate rejected (allow_insecure is off): "),
+        "{}",
+        reason(&strict)
+    );
+    let lenient = fetcher(host, front.address(), true)
+        .fetch(&relay, timeout)
+        .await;
+    assert_eq!(
+        lenient.outcome.data["name"], "self-signed",
+        "retried without verification"
+    );
+
+    for reset in [false, true] {
+        for allow_insecure in [false, true] {
+            let peer = HostilePeer::start(Hostility::CutHandshake { reset }).await;
+            let host = "tls.example.com";
+            let relay = Relay::new(&format!("wss://{host}"), 0).unwrap();
+            let nip11 = fetcher(host, peer.address(), allow_insecure)
+                .fetch(&relay, timeout)
+                .await;
+            let case = format!("reset {reset}, allow_insecure {allow_insecure}");
+            assert!(!nip11.outcome.succeeded(), "{case}");
+            assert!(
+                !reason(&nip11).contains("certificate rejected"),
+                "{case}: {}",
+                reason(&nip11)
+            );
+            assert_eq!(peer.connections(), 1, "{case}: no insecure retry");
+        }
+    }
 }

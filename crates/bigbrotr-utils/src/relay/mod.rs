@@ -28,8 +28,8 @@ use tokio::time::Instant;
 
 use crate::network::{NetworkError, NetworksConfig, ProxyUrl};
 pub use session::{Published, Session};
-pub use transport::{HandshakeHeaders, MAX_MESSAGE_BYTES, TlsPeer};
-use transport::{RelayTransport, TlsMode, error_chain};
+pub use transport::{HandshakeHeaders, MAX_MESSAGE_BYTES, TlsPeer, is_certificate_error};
+use transport::{RelayTransport, TlsMode, error_chain, transport_certificate_error};
 
 use crate::dial;
 
@@ -217,7 +217,7 @@ impl Connector {
     ) -> Result<(T, bool), ConnectError>
     where
         F: Fn(RelayUrl, Option<SocketAddr>, &'a TlsMode, Instant) -> Fut,
-        Fut: Future<Output = Result<T, ConnectError>>,
+        Fut: Future<Output = Result<T, AttemptError>>,
     {
         self.try_with_tls_retry(relay, budget, attempt)
             .await
@@ -232,7 +232,7 @@ impl Connector {
     ) -> Result<(T, bool), ConnectError>
     where
         F: Fn(RelayUrl, Option<SocketAddr>, &'a TlsMode, Instant) -> Fut,
-        Fut: Future<Output = Result<T, ConnectError>>,
+        Fut: Future<Output = Result<T, AttemptError>>,
     {
         let deadline = Instant::now() + budget;
         let network = relay.network();
@@ -244,17 +244,20 @@ impl Connector {
             .map_err(|e| ConnectError::Url(relay.url().to_owned(), e.to_string()))?;
         let first = attempt(url.clone(), proxy, &self.verified, deadline).await;
         match first {
-            Err(ConnectError::Connect(text))
-                if network == NetworkType::Clearnet && looks_like_certificate_error(&text) =>
-            {
+            Err(AttemptError {
+                error: ConnectError::Connect(text),
+                certificate: true,
+            }) if network == NetworkType::Clearnet => {
                 if !self.allow_insecure {
                     return Err(ConnectError::Certificate(text));
                 }
                 tracing::debug!(relay = relay.url(), error = %text, "tls_retry_insecure");
-                let value = attempt(url, proxy, &self.insecure, deadline).await?;
+                let value = attempt(url, proxy, &self.insecure, deadline)
+                    .await
+                    .map_err(|e| e.error)?;
                 Ok((value, true))
             }
-            other => other.map(|value| (value, false)),
+            other => other.map(|value| (value, false)).map_err(|e| e.error),
         }
     }
 
@@ -283,7 +286,7 @@ impl Connector {
         proxy: Option<SocketAddr>,
         tls: &TlsMode,
         deadline: Instant,
-    ) -> Result<Session, ConnectError> {
+    ) -> Result<Session, AttemptError> {
         let (transport, remaining) = self.transport_until(tls, deadline)?;
         let mode = proxy.map_or(ConnectionMode::Direct, ConnectionMode::Proxy);
         let target = nostr_sdk::Url::parse(url.as_str())
@@ -292,8 +295,11 @@ impl Connector {
             Ok(Ok((socket, headers))) => {
                 Ok(Session::new(socket, url, self.keys.clone()).with_headers(headers))
             }
-            Ok(Err(error)) => Err(ConnectError::Connect(error_chain(&error))),
-            Err(_) => Err(ConnectError::Timeout(remaining)),
+            Ok(Err(error)) => Err(AttemptError {
+                certificate: transport_certificate_error(&error),
+                error: ConnectError::Connect(error_chain(&error)),
+            }),
+            Err(_) => Err(ConnectError::Timeout(remaining).into()),
         }
     }
 
@@ -303,7 +309,7 @@ impl Connector {
         proxy: Option<SocketAddr>,
         tls: &TlsMode,
         deadline: Instant,
-    ) -> Result<RelayConnection, ConnectError> {
+    ) -> Result<RelayConnection, AttemptError> {
         let (transport, remaining) = self.transport_until(tls, deadline)?;
         let options = ClientOptions::new()
             .automatic_authentication(self.keys.is_some())
@@ -334,8 +340,15 @@ impl Connector {
             relay
                 .try_connect(remaining)
                 .await
-                .map_err(|e| ConnectError::Connect(error_chain(&e)))?;
-            Ok::<_, ConnectError>((relay, notifications))
+                .map_err(|e| AttemptError {
+                    certificate: matches!(
+                        &e,
+                        nostr_sdk::pool::relay::Error::Transport(error)
+                            if transport_certificate_error(error)
+                    ),
+                    error: ConnectError::Connect(error_chain(&e)),
+                })?;
+            Ok::<_, AttemptError>((relay, notifications))
         };
         match tokio::time::timeout(remaining, connected).await {
             Ok(Ok((relay, notifications))) => Ok(RelayConnection {
@@ -350,8 +363,26 @@ impl Connector {
             }
             Err(_) => {
                 client.shutdown().await;
-                Err(ConnectError::Timeout(remaining))
+                Err(ConnectError::Timeout(remaining).into())
             }
+        }
+    }
+}
+
+/// A failed connection attempt, and whether its TLS handshake rejected the certificate (rustls'
+/// typed error, see [`is_certificate_error`]): the one failure the `allow_insecure` retry is
+/// for.
+#[derive(Debug)]
+struct AttemptError {
+    error: ConnectError,
+    certificate: bool,
+}
+
+impl From<ConnectError> for AttemptError {
+    fn from(error: ConnectError) -> Self {
+        Self {
+            error,
+            certificate: false,
         }
     }
 }
@@ -377,27 +408,6 @@ async fn resolve_proxy(proxy: &ProxyUrl, budget: Duration) -> Result<SocketAddr,
         Ok(Err(e)) => Err(ConnectError::ProxyResolve(name, e.to_string())),
         Err(_) => Err(ConnectError::ProxyResolve(name, "timed out".to_owned())),
     }
-}
-
-/// Whether a connection error is a certificate or TLS handshake failure (the original's pattern
-/// list plus rustls' wording).
-pub fn looks_like_certificate_error(text: &str) -> bool {
-    const PATTERNS: [&str; 12] = [
-        "certificate",
-        "x509",
-        "tls",
-        "ssl",
-        "unknownissuer",
-        "notvalidforname",
-        "self signed",
-        "self-signed",
-        "unable to get local issuer",
-        "handshake failure",
-        "cert verify failed",
-        "bad signature",
-    ];
-    let lower = text.to_ascii_lowercase();
-    PATTERNS.iter().any(|p| lower.contains(p))
 }
 
 /// What a relay notification means to the holder of one live subscription.

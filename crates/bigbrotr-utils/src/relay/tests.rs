@@ -254,14 +254,33 @@ async fn an_overlay_without_proxy_or_a_disabled_network_is_refused() {
 }
 
 #[test]
-fn certificate_errors_are_recognised() {
-    assert!(looks_like_certificate_error(
-        "websocket: invalid peer certificate: UnknownIssuer"
+fn certificate_errors_are_rustls_certificate_errors_in_the_chain() {
+    use rustls::{CertificateError, Error as Tls};
+    use std::io;
+    let rejected = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            Tls::InvalidCertificate(CertificateError::UnknownIssuer),
+        )
+    };
+    // As tokio-rustls reports it, and as tungstenite wraps that.
+    assert!(is_certificate_error(&rejected()));
+    assert!(is_certificate_error(
+        &tokio_tungstenite::tungstenite::Error::Io(rejected())
     ));
-    assert!(looks_like_certificate_error("SSL handshake failed"));
-    assert!(!looks_like_certificate_error(
-        "tcp: Connection refused (os error 111)"
-    ));
+    assert!(is_certificate_error(&Tls::InvalidCertificate(
+        CertificateError::NotValidForName
+    )));
+    // A reset, an alert, a protocol error: whatever their wording.
+    assert!(!is_certificate_error(&io::Error::from(
+        io::ErrorKind::ConnectionReset
+    )));
+    assert!(!is_certificate_error(&io::Error::other(
+        "TLS handshake failure: bad certificate (ssl)"
+    )));
+    assert!(!is_certificate_error(&Tls::AlertReceived(
+        rustls::AlertDescription::HandshakeFailure
+    )));
 }
 
 /// A relay that accepts every AUTH and at once asks again, and refuses everything without AUTH,
@@ -350,4 +369,55 @@ fn auth_challenges_are_recognised_as_a_parser_reads_them() {
     assert!(!is_auth_challenge(r#"["N\u004fTICE","AUTH"]"#));
     assert!(!is_auth_challenge("not json"));
     assert!(!is_auth_challenge(r#"["AUTH"#));
+}
+
+/// Issue 16: certificate errors are recognised by rustls' typed error, not by words in a
+/// message. A TLS handshake the peer cuts short ("tls handshake eof", or a reset) is a
+/// connection failure: no insecure retry (one connection per attempt), and never reported as a
+/// rejected certificate.
+#[tokio::test]
+async fn a_cut_handshake_is_a_connection_failure_not_a_certificate_error() {
+    for reset in [false, true] {
+        for allow_insecure in [false, true] {
+            let peer = HostilePeer::start(Hostility::CutHandshake { reset }).await;
+            let connector = Connector::new(networks(5.0))
+                .unwrap()
+                .resolve("cut.example.com", peer.address())
+                .allow_insecure(allow_insecure);
+            let relay = relay("wss://cut.example.com");
+            let case = format!("reset {reset}, allow_insecure {allow_insecure}");
+            let connect = connector.connect(&relay).await.unwrap_err();
+            assert!(
+                matches!(connect, ConnectError::Connect(_)),
+                "{case}: {connect:?}"
+            );
+            let session = connector.open_session(&relay).await.unwrap_err();
+            assert!(
+                matches!(session, ConnectError::Connect(_)),
+                "{case}: {session:?}"
+            );
+            assert_eq!(
+                peer.connections(),
+                2,
+                "{case}: one connection each, no retry"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_session_retries_an_untrusted_certificate_only_with_allow_insecure() {
+    let s = secured("relay-session.example.com", false).await;
+    match s.connector(5.0, false).open_session(&s.relay()).await {
+        Err(ConnectError::Certificate(text)) => assert!(text.contains("UnknownIssuer"), "{text}"),
+        other => panic!("expected a certificate error, got {other:?}"),
+    }
+    let session = s
+        .connector(5.0, false)
+        .allow_insecure(true)
+        .open_session(&s.relay())
+        .await
+        .unwrap();
+    assert!(session.insecure());
+    session.close().await;
 }

@@ -151,13 +151,66 @@ pub(crate) struct RelayTransport {
     pub(crate) allow_private: bool,
 }
 
-/// A transport failure with its cause chain flattened into the message.
+/// A transport failure with its cause chain flattened into the message, and whether the TLS
+/// handshake rejected the peer's certificate (decided on the typed error before it was
+/// flattened, see [`is_certificate_error`]).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct ConnectFailure(String);
+#[error("{message}")]
+struct ConnectFailure {
+    message: String,
+    certificate: bool,
+}
 
 fn failure(context: &str, error: impl fmt::Display) -> TransportError {
-    TransportError::backend(ConnectFailure(format!("{context}: {error}")))
+    TransportError::backend(ConnectFailure {
+        message: format!("{context}: {error}"),
+        certificate: false,
+    })
+}
+
+/// A failure of a step that may run a TLS handshake: the message, and whether `error` is a
+/// rejected certificate.
+fn tls_failure(context: &str, error: &(dyn std::error::Error + 'static)) -> TransportError {
+    TransportError::backend(ConnectFailure {
+        message: format!("{context}: {}", error_chain(error)),
+        certificate: is_certificate_error(error),
+    })
+}
+
+/// Whether `error` or one of its causes is rustls' [`rustls::Error::InvalidCertificate`]
+/// (unknown issuer, expired, wrong name, bad signature, ...), the only failure a retry without
+/// verification can get past. tokio-rustls hands it over inside an [`std::io::Error`], which
+/// hides it from `source()`, so I/O errors are opened. A handshake cut short, an alert, a
+/// protocol error or a reset is not one, whatever its message says.
+pub fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if matches!(
+            error.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidCertificate(_))
+        ) || error
+            .downcast_ref::<ConnectFailure>()
+            .is_some_and(|failure| failure.certificate)
+        {
+            return true;
+        }
+        if let Some(inner) = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            && is_certificate_error(inner)
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
+/// Whether a transport error (from [`RelayTransport`]) is a rejected certificate.
+pub(crate) fn transport_certificate_error(error: &TransportError) -> bool {
+    match error {
+        TransportError::Backend(inner) => is_certificate_error(inner.as_ref()),
+    }
 }
 
 impl RelayTransport {
@@ -214,7 +267,7 @@ impl RelayTransport {
         let stream = connector
             .connect(name, tcp)
             .await
-            .map_err(|e| failure("tls", error_chain(&e)))?;
+            .map_err(|e| tls_failure("tls", &e))?;
         let (_, connection) = stream.get_ref();
         let peer = TlsPeer {
             certificates: connection
@@ -252,7 +305,7 @@ impl RelayTransport {
             Some(connector),
         ))
         .await
-        .map_err(|e| failure("websocket", error_chain(&e)))?;
+        .map_err(|e| tls_failure("websocket", &e))?;
         let header = |name: &str| {
             response
                 .headers()
