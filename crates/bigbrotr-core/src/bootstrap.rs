@@ -38,9 +38,12 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Runs daemon `D` with the process's command line; returns its exit code.
+/// Runs daemon `D` with the process's command line; returns its exit code, the log lines written
+/// out ([`logging::flush`]).
 pub async fn run<D: Daemon>() -> ExitCode {
-    run_with_cli::<D>(Cli::parse()).await
+    let code = run_with_cli::<D>(Cli::parse()).await;
+    logging::flush();
+    code
 }
 
 /// Runs daemon `D` with an explicit command line (tests).
@@ -229,6 +232,7 @@ fn spawn_signal_handler(shutdown: CancellationToken, received: Arc<AtomicI32>) {
                 shutdown.cancel();
             } else {
                 tracing::warn!(signal = number, "shutdown_forced");
+                logging::flush();
                 std::process::exit(130);
             }
         }

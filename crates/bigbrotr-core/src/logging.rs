@@ -6,14 +6,22 @@
 //! it is empty or holds a space, `=`, `"` or `'`, with `\` and `"` escaped inside.
 //!
 //! json: `{"timestamp": ISO-8601 UTC, "level", "service", "message", ...fields}`.
+//!
+//! Lines go to standard error through a non-blocking writer (tracing-appender): the daemon's
+//! threads only queue a line; one writer thread writes them. The queue holds [`QUEUED_LINES`]
+//! lines; when it is full (standard error blocked: a full pipe, a stalled log collector) new
+//! lines are **dropped**, not waited for, and counted. [`flush`] at exit waits for the queued
+//! lines (up to one second) and reports the dropped ones (`log_lines_dropped count=N`); the
+//! binaries call it on every way out.
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
@@ -23,13 +31,85 @@ use crate::cli::{LogFormat, LogLevel};
 /// Longest value printed before truncation.
 const MAX_VALUE_CHARS: usize = 1000;
 
+/// Lines queued for standard error at most; beyond, lines are dropped (and counted).
+pub const QUEUED_LINES: usize = 8192;
+
 /// Where log lines go: standard error, or a shared buffer in tests.
 #[derive(Clone)]
 pub enum Sink {
-    /// Standard error (what the original's handler uses).
+    /// Standard error (what the original's handler uses), written synchronously.
     Stderr,
+    /// Standard error through the non-blocking writer.
+    NonBlocking(NonBlocking),
     /// An in-memory buffer.
     Buffer(Arc<Mutex<Vec<u8>>>),
+}
+
+/// The process's writer: the queue's sending side, the writer thread's guard (dropped by
+/// [`flush`]), its dropped-line counter, and the format and service of the report.
+struct Writer {
+    sink: NonBlocking,
+    guard: Mutex<Option<WorkerGuard>>,
+    dropped: ErrorCounter,
+    format: LogFormat,
+    service: String,
+}
+
+static WRITER: OnceLock<Writer> = OnceLock::new();
+
+/// The process's non-blocking writer to standard error, started at the first call.
+fn writer(format: LogFormat, service: &str) -> NonBlocking {
+    WRITER
+        .get_or_init(|| {
+            let (sink, guard) = non_blocking(std::io::stderr());
+            Writer {
+                dropped: sink.error_counter(),
+                sink,
+                guard: Mutex::new(Some(guard)),
+                format,
+                service: service.to_owned(),
+            }
+        })
+        .sink
+        .clone()
+}
+
+/// A lossy non-blocking writer to `out`, holding at most [`QUEUED_LINES`] lines.
+pub fn non_blocking<W: std::io::Write + Send + 'static>(out: W) -> (NonBlocking, WorkerGuard) {
+    NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("bigbrotr-log")
+        .finish(out)
+}
+
+/// Queues a report of the lines dropped since the start (`log_lines_dropped count=N`, if any),
+/// then writes the queued lines out and stops the writer thread, waiting at most about a second
+/// (standard error may be blocked: the process still ends). Call it once, on the way out of the
+/// process: lines logged afterwards are lost.
+pub fn flush() {
+    let Some(writer) = WRITER.get() else {
+        return;
+    };
+    let dropped = writer.dropped.dropped_lines();
+    if dropped > 0 {
+        let mut fields = Fields {
+            message: "log_lines_dropped".to_owned(),
+            ..Fields::default()
+        };
+        fields
+            .pairs
+            .push(("count", FieldValue::U64(dropped as u64)));
+        let line = match writer.format {
+            LogFormat::Kv => kv_line("warning", "cli", &fields),
+            LogFormat::Json => json_line("warning", &writer.service, &fields),
+        };
+        // Queued like any line: never waits for a blocked standard error.
+        let _ = writer.sink.clone().write_all(line.as_bytes());
+    }
+    let guard = writer.guard.lock().ok().and_then(|mut guard| guard.take());
+    // Dropping the guard waits (bounded) for the writer thread to write what is queued.
+    drop(guard);
 }
 
 /// The formatting layer.
@@ -76,7 +156,7 @@ pub fn init(level: LogLevel, format: LogFormat, service: &str) {
         .unwrap_or_else(|_| EnvFilter::new(format!(
             "{directive},sqlx=warn,hyper=warn,reqwest=warn,nostr_relay_pool=warn,nostr_sdk=warn,nostr=warn"
         )));
-    let layer = LineLayer::new(format, service, Sink::Stderr);
+    let layer = LineLayer::new(format, service, Sink::NonBlocking(writer(format, service)));
     // A second init (tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
         .with(filter)
@@ -100,6 +180,10 @@ impl<S: Subscriber> Layer<S> for LineLayer {
         match &self.sink {
             Sink::Stderr => {
                 let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+            Sink::NonBlocking(writer) => {
+                // One write, one queued line; a full queue drops it instead of waiting.
+                let _ = writer.clone().write_all(line.as_bytes());
             }
             Sink::Buffer(buffer) => {
                 if let Ok(mut buffer) = buffer.lock() {

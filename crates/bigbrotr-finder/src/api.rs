@@ -1,7 +1,10 @@
 //! The API phase: fetch each HTTP source (respecting its cooldown), select relay URLs with its
-//! JMESPath expression, and store them as candidates with the sources' checkpoints.
+//! JMESPath expression, and store them as candidates with the sources' checkpoints. A body larger
+//! than [`INLINE_PARSE_BYTES`] is parsed and searched on the blocking pool: a body up to
+//! `max_response_size` (50 MiB at most) takes a worker thread for up to seconds otherwise.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bigbrotr_core::clock;
@@ -28,10 +31,14 @@ pub struct ApiReport {
     pub added: u64,
 }
 
+/// Bodies up to this size are parsed on the async worker (well under a millisecond); larger
+/// ones on the blocking pool.
+pub const INLINE_PARSE_BYTES: usize = 64 * 1024;
+
 /// A source with its compiled expression.
 pub(crate) struct CompiledSource {
     pub(crate) source: ApiSource,
-    pub(crate) expression: jmespath::Expression<'static>,
+    pub(crate) expression: Arc<jmespath::Expression<'static>>,
 }
 
 /// Compiles the enabled sources' expressions (already checked by the configuration).
@@ -45,7 +52,7 @@ pub(crate) fn compile(config: &ApiConfig) -> anyhow::Result<Vec<CompiledSource>>
                 .map_err(|e| anyhow::anyhow!("{}: {e}", source.expression))?;
             Ok(CompiledSource {
                 source: source.clone(),
-                expression,
+                expression: Arc::new(expression),
             })
         })
         .collect()
@@ -75,6 +82,21 @@ pub fn select_relays(
     Ok(relays.into_values().collect())
 }
 
+/// [`select_relays`], on the blocking pool when `body` is larger than [`INLINE_PARSE_BYTES`], so
+/// parsing a large body never holds an async worker.
+pub async fn select_relays_off_worker(
+    body: Vec<u8>,
+    expression: Arc<jmespath::Expression<'static>>,
+    now: i64,
+) -> anyhow::Result<Vec<Relay>> {
+    if body.len() <= INLINE_PARSE_BYTES {
+        return select_relays(&body, &expression, now);
+    }
+    tokio::task::spawn_blocking(move || select_relays(&body, &expression, now))
+        .await
+        .map_err(|e| anyhow::anyhow!("parsing the body failed: {e}"))?
+}
+
 async fn fetch(
     compiled: &CompiledSource,
     networks: &NetworksConfig,
@@ -95,7 +117,7 @@ async fn fetch(
     if !(200..300).contains(&response.status) {
         anyhow::bail!("HTTP status {}", response.status);
     }
-    select_relays(&response.body, &compiled.expression, now)
+    select_relays_off_worker(response.body, compiled.expression.clone(), now).await
 }
 
 /// Runs the API phase.
@@ -173,4 +195,95 @@ pub(crate) async fn run(
         "api_phase_completed"
     );
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `{"relays": [...], "padding": [...]}` body of `count` relay URLs and `padding` other
+    /// entries of 100 bytes (parsed and searched, not relays).
+    fn body(count: usize, padding: usize) -> Vec<u8> {
+        let relays: Vec<String> = (0..count)
+            .map(|i| format!("wss://relay-{i}.example.com"))
+            .collect();
+        let padding: Vec<serde_json::Value> = (0..padding)
+            .map(|i| serde_json::json!({ "id": i, "note": "x".repeat(80) }))
+            .collect();
+        serde_json::to_vec(&serde_json::json!({ "relays": relays, "padding": padding })).unwrap()
+    }
+
+    fn expression() -> Arc<jmespath::Expression<'static>> {
+        Arc::new(jmespath::compile("relays").unwrap())
+    }
+
+    #[test]
+    fn small_and_large_bodies_give_the_same_relays() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for count in [3, 5_000] {
+            let body = body(count, 0);
+            let inline = select_relays(&body, &expression(), 0).unwrap();
+            let off = runtime
+                .block_on(select_relays_off_worker(body, expression(), 0))
+                .unwrap();
+            assert_eq!(inline.len(), count);
+            assert_eq!(inline, off);
+        }
+        let error = runtime
+            .block_on(select_relays_off_worker(
+                vec![b' '; INLINE_PARSE_BYTES + 1],
+                expression(),
+                0,
+            ))
+            .unwrap_err();
+        assert!(error.to_string().contains("EOF"), "{error}");
+    }
+
+    /// On a runtime with one thread, a 5 MiB body (the default `max_response_size`) is parsed
+    /// while a 5 ms interval keeps ticking: no gap between ticks comes near the parse's time
+    /// (parsed on the worker, the body stops the ticker for the whole parse).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_large_body_does_not_hold_the_only_worker() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let body = body(1_000, 50_000);
+        assert!(body.len() > 4 * 1024 * 1024, "{}", body.len());
+        let started = std::time::Instant::now();
+        let inline = select_relays(&body, &expression(), 0).unwrap();
+        let parse = started.elapsed();
+        assert!(
+            parse > Duration::from_millis(100),
+            "the parse took {parse:?}"
+        );
+
+        let longest_gap = Arc::new(AtomicU64::new(0));
+        let gap = longest_gap.clone();
+        let ticker = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_millis(5));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval.tick().await;
+            let mut last = tokio::time::Instant::now();
+            loop {
+                interval.tick().await;
+                let now = tokio::time::Instant::now();
+                let micros = u64::try_from((now - last).as_micros()).unwrap_or(u64::MAX);
+                gap.fetch_max(micros, Ordering::SeqCst);
+                last = now;
+            }
+        });
+        // Let the ticker start.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let off = select_relays_off_worker(body, expression(), 0)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        ticker.abort();
+        assert_eq!(off.len(), inline.len());
+        let longest = Duration::from_micros(longest_gap.load(Ordering::SeqCst));
+        assert!(
+            longest < parse / 2,
+            "the ticker stopped for {longest:?} (the parse takes {parse:?})"
+        );
+    }
 }

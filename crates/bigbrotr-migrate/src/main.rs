@@ -6,5 +6,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    bigbrotr_migrate::run(bigbrotr_migrate::MigrateCli::parse()).await
+    let code = bigbrotr_migrate::run(bigbrotr_migrate::MigrateCli::parse()).await;
+    bigbrotr_core::logging::flush();
+    code
 }

@@ -2,7 +2,8 @@
 //! `Accept: application/nostr+json`, a bounded body, bounded redirects, the content-type rule,
 //! the network's proxy for overlays, and a tolerant parser that keeps the fields NIP-11 has since
 //! removed (retention, relay_countries, language_tags, tags, posting_policy, privacy_policy) and
-//! drops values of the wrong type.
+//! drops values of the wrong type. A document larger than [`INLINE_PARSE_BYTES`] is parsed on the
+//! blocking pool, so a relay's 10 MiB body never holds an async worker.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -60,6 +61,10 @@ const LIMITATION_BOOLS: [&str; 3] = ["auth_required", "payment_required", "restr
 
 /// Entries kept per list (a document is at most `max_size` bytes, but a relay controls it).
 const MAX_LIST_ITEMS: usize = 1000;
+
+/// Documents up to this size are parsed on the async worker (well under a millisecond); larger
+/// ones on the blocking pool.
+pub const INLINE_PARSE_BYTES: usize = 64 * 1024;
 
 /// How the NIP-11 check fetches.
 #[derive(Debug, Clone)]
@@ -196,17 +201,32 @@ impl Nip11Fetcher {
             Some(media) => return Nip11::failure(format!("Invalid Content-Type: {media}")),
             None => return Nip11::failure("Invalid Content-Type: none"),
         }
-        let Ok(text) = String::from_utf8(response.body) else {
-            return Nip11::failure("Invalid JSON: the body is not UTF-8");
-        };
-        match parse_document(&text) {
-            Ok(data) => Nip11 {
+        match parse_body(response.body).await {
+            Ok((data, text)) => Nip11 {
                 outcome: CheckOutcome::success(data),
                 raw: Some(text),
             },
             Err(reason) => Nip11::failure(reason),
         }
     }
+}
+
+/// A response body as text and its parsed document ([`parse_document`]), on the blocking pool
+/// when the body is larger than [`INLINE_PARSE_BYTES`].
+pub async fn parse_body(body: Vec<u8>) -> Result<(Map<String, Value>, String), String> {
+    fn parse(body: Vec<u8>) -> Result<(Map<String, Value>, String), String> {
+        let text = String::from_utf8(body)
+            .map_err(|_| "Invalid JSON: the body is not UTF-8".to_owned())?;
+        let data = parse_document(&text)?;
+        Ok((data, text))
+    }
+    if body.len() <= INLINE_PARSE_BYTES {
+        return parse(body);
+    }
+    tokio::task::spawn_blocking(move || parse(body))
+        .await
+        // The reason names no task: the same failure stores the same document.
+        .unwrap_or_else(|_| Err("Invalid JSON: the parser failed".to_owned()))
 }
 
 /// The HTTP URL of a relay's document: `https` for `wss`, `http` for `ws`, same host, port and

@@ -152,3 +152,69 @@ async fn only_a_rejected_certificate_gets_the_insecure_retry() {
         }
     }
 }
+
+/// A `{"name", "tags": [...]}` document of about `bytes` bytes (short tags: many values).
+fn large_document(bytes: usize) -> Vec<u8> {
+    let tags: Vec<String> = (0..bytes / 12).map(|i| format!("{i:0>9}")).collect();
+    serde_json::to_vec(&json!({"name": "big", "tags": tags})).unwrap()
+}
+
+#[test]
+fn small_and_large_bodies_parse_alike() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for body in [large_document(1000), large_document(2 * INLINE_PARSE_BYTES)] {
+        let text = String::from_utf8(body.clone()).unwrap();
+        let (data, raw) = runtime.block_on(parse_body(body)).unwrap();
+        assert_eq!(data, parse_document(&text).unwrap());
+        assert_eq!(raw, text);
+    }
+    for bad in [vec![0xff; 10], vec![0xff; INLINE_PARSE_BYTES + 1]] {
+        let error = runtime.block_on(parse_body(bad)).unwrap_err();
+        assert_eq!(error, "Invalid JSON: the body is not UTF-8");
+    }
+}
+
+/// On a runtime with one thread, a 10 MiB document (the largest `nip11_info_max_size`) is
+/// parsed while a 5 ms interval keeps ticking: no gap between ticks comes near the parse's time
+/// (parsed on the worker, the document stops the ticker for the whole parse).
+#[tokio::test(flavor = "current_thread")]
+async fn a_large_document_does_not_hold_the_only_worker() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let body = large_document(10 * 1024 * 1024);
+    let started = std::time::Instant::now();
+    let text = String::from_utf8(body.clone()).unwrap();
+    parse_document(&text).unwrap();
+    let parse = started.elapsed();
+    assert!(
+        parse > Duration::from_millis(40),
+        "the parse took {parse:?}"
+    );
+
+    let longest_gap = Arc::new(AtomicU64::new(0));
+    let gap = longest_gap.clone();
+    let ticker = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(5));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval.tick().await;
+        let mut last = tokio::time::Instant::now();
+        loop {
+            interval.tick().await;
+            let now = tokio::time::Instant::now();
+            let micros = u64::try_from((now - last).as_micros()).unwrap_or(u64::MAX);
+            gap.fetch_max(micros, Ordering::SeqCst);
+            last = now;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (data, _) = parse_body(body).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    ticker.abort();
+    assert_eq!(data["name"], "big");
+    let longest = Duration::from_micros(longest_gap.load(Ordering::SeqCst));
+    assert!(
+        longest < parse / 2,
+        "the ticker stopped for {longest:?} (the parse takes {parse:?})"
+    );
+}
