@@ -373,7 +373,7 @@ fn session_reason(error: &SessionError) -> String {
 #[cfg(test)]
 mod tests {
     use bigbrotr_testkit::relays::{TestCa, TestRelay, TlsFront};
-    use bigbrotr_utils::network::{NetworkConfig, NetworksConfig};
+    use bigbrotr_utils::network::NetworksConfig;
 
     use super::*;
 
@@ -474,16 +474,10 @@ mod tests {
         let ca = TestCa::new();
         let host = "pow.example.com";
         let front = TlsFront::start(ca.server_config(&[host]), relay.address()).await;
-        // The relay is on loopback (`allow_private` where the settings have it).
-        let clearnet: NetworkConfig = serde_json::from_value(serde_json::json!({
-            "enabled": true, "proxy_url": null, "max_tasks": 10, "timeout": 5.0,
-            "allow_private": true
-        }))
-        .unwrap();
-        let networks = NetworksConfig {
-            clearnet,
-            ..NetworksConfig::default()
-        };
+        let mut networks = NetworksConfig::default();
+        networks.clearnet.timeout = 5.0;
+        // The relay is on loopback.
+        networks.clearnet.allow_private = true;
         let keys = Keys::generate();
         let connector = Connector::new(networks)
             .unwrap()
